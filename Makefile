@@ -1,0 +1,53 @@
+# sanet-serve: every entry point a developer or CI needs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv serve test test-unit test-api test-deploy test-cuda lint bench bench-model docker-smoke clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+serve: venv
+	@echo "Try it:  curl -s -H 'Content-Type: image/jpeg' --data-binary @samples/coffee.jpg 'http://127.0.0.1:8000/classify?top_k=3'"
+	$(BIN)/sanet-serve
+
+test: venv
+	$(BIN)/python -m pytest -q tests
+
+test-unit: venv
+	$(BIN)/python -m pytest -q tests/unit
+
+test-api: venv
+	$(BIN)/python -m pytest -q tests/api
+
+test-deploy: venv
+	$(BIN)/python -m pytest -q tests/deploy
+
+test-cuda: venv
+	$(BIN)/python -m pytest -q tests/cuda
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: venv
+	$(BIN)/python -m bench.model_speed
+	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.load
+
+bench-model: venv
+	$(BIN)/python -m bench.model_speed
+
+docker-smoke:
+	bash deploy/docker-smoke.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,68 @@
+"""sanet-serve's model core: SA-ResNet, checkpoints, compilation, preprocessing, labels.
+
+Plain PyTorch; never imports the web layer.
+"""
+
+from model.checkpoint import CheckpointInfo, load_checkpoint, save_authors_checkpoint
+from model.compile import BACKENDS, CompiledModel, compile_model, resolve_backend, resolve_device
+from model.errors import (
+    ArchMismatchError,
+    CheckpointError,
+    CheckpointNotFoundError,
+    ImageDecodeError,
+    ImageError,
+    ImageTooLargeError,
+    ModelError,
+    NotACheckpointError,
+    ShapeMismatchError,
+    UnknownModelError,
+    UnsafeCheckpointError,
+)
+from model.folding import fold_model
+from model.labels import IMAGENET_CLASSES
+from model.preprocess import preprocess
+from model.sa_layer import ShuffleAttention
+from model.sanet import (
+    SANet,
+    arch_of,
+    count_parameters,
+    create_model,
+    list_models,
+    sanet50,
+    sanet101,
+    sanet152,
+)
+
+__all__ = [
+    "BACKENDS",
+    "IMAGENET_CLASSES",
+    "ArchMismatchError",
+    "CheckpointError",
+    "CheckpointInfo",
+    "CheckpointNotFoundError",
+    "CompiledModel",
+    "ImageDecodeError",
+    "ImageError",
+    "ImageTooLargeError",
+    "ModelError",
+    "NotACheckpointError",
+    "SANet",
+    "ShapeMismatchError",
+    "ShuffleAttention",
+    "UnknownModelError",
+    "UnsafeCheckpointError",
+    "arch_of",
+    "compile_model",
+    "count_parameters",
+    "create_model",
+    "fold_model",
+    "list_models",
+    "load_checkpoint",
+    "preprocess",
+    "resolve_backend",
+    "resolve_device",
+    "sanet50",
+    "sanet101",
+    "sanet152",
+    "save_authors_checkpoint",
+]

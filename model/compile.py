@@ -1,0 +1,118 @@
+"""Inference compilation: one function per backend, each returning a :class:`CompiledModel`.
+
+Backends: ``eager`` (reference), ``torchscript`` (scripted and frozen), ``onnxruntime``
+(exported from the folded graph, CPU). ``auto`` picks the fastest measured one for the device.
+Folding (DESIGN §2) is applied first unless ``fold=False``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from model.errors import UnknownModelError
+from model.folding import fold_model
+from model.sanet import SANet
+
+BACKENDS = ("eager", "torchscript", "onnxruntime")
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# Chosen from bench/model_speed.py on the reference CPU and GPU (README, "Performance").
+AUTO_BACKEND = {"cpu": "onnxruntime", "cuda": "torchscript"}
+
+
+@dataclass
+class CompiledModel:
+    """A callable mapping a float32 (B, 3, H, W) CPU batch to float32 CPU logits."""
+
+    run: Callable[[torch.Tensor], torch.Tensor]
+    backend: str
+    device: str
+    precision: str
+    folded: bool
+    num_classes: int
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.run(batch)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise UnknownModelError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return device
+
+
+def resolve_backend(backend: str, device: str) -> str:
+    if backend == "auto":
+        return AUTO_BACKEND[device]
+    if backend not in BACKENDS:
+        raise UnknownModelError(f"unknown backend {backend!r}; known: auto, {', '.join(BACKENDS)}")
+    if backend == "onnxruntime" and device != "cpu":
+        raise UnknownModelError("the onnxruntime backend runs on cpu only here")
+    return backend
+
+
+def prepare(net: nn.Module, fold: bool) -> nn.Module:
+    """Eval-mode copy-free view of ``net``: folded when asked and possible."""
+    net = net.eval()
+    if fold and isinstance(net, SANet):
+        return fold_model(net)
+    return net
+
+
+def script_module(module: nn.Module) -> torch.jit.ScriptModule:
+    """Script and freeze: weights become constants, the graph is optimised for inference."""
+    return torch.jit.freeze(torch.jit.script(module.eval()))
+
+
+def compile_model(
+    net: nn.Module,
+    backend: str = "torchscript",
+    *,
+    fold: bool = True,
+    device: str = "cpu",
+    precision: str = "fp32",
+    threads: int | None = None,
+    cache_dir: str | Path | None = None,
+    cache_key: str | None = None,
+) -> CompiledModel:
+    """Compile ``net`` for inference on ``device`` with ``backend``.
+
+    ``threads`` bounds the intra-op threads of the onnxruntime session (torch backends use
+    the process-wide ``torch.set_num_threads``). ``cache_dir`` + ``cache_key`` (e.g. the
+    checkpoint sha256) let the onnxruntime backend reuse an earlier export.
+    """
+    device = resolve_device(device)
+    backend = resolve_backend(backend, device)
+    if precision not in PRECISIONS:
+        raise UnknownModelError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+    if device == "cpu" and precision != "fp32":
+        raise UnknownModelError("reduced precision is for cuda; use fp32 on cpu")
+    num_classes = _num_classes(net)
+    module = prepare(net, fold)
+    run: Callable[[torch.Tensor], torch.Tensor]
+    if device == "cuda":
+        from model.cuda import compile_cuda
+
+        run = compile_cuda(module, backend, PRECISIONS[precision])
+    elif backend == "onnxruntime":
+        from model.onnx_backend import compile_onnxruntime
+
+        run = compile_onnxruntime(module, threads=threads, cache_dir=cache_dir, cache_key=cache_key)
+    elif backend == "torchscript":
+        run = script_module(module)
+    else:
+        run = module
+    return CompiledModel(run, backend, device, precision, fold, num_classes)
+
+
+def _num_classes(net: nn.Module) -> int:
+    fc = getattr(net, "fc", None)
+    return int(fc.out_features) if isinstance(fc, nn.Linear) else -1

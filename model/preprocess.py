@@ -1,0 +1,105 @@
+"""Image bytes -> normalised (3, 224, 224) tensor, the SA-Net evaluation transform.
+
+Resize the shorter side to 256 (bilinear, antialiased), center-crop 224, scale to [0, 1],
+normalise with the ImageNet mean/std. Pillow releases the GIL while decoding and
+resampling, so a thread pool runs this in parallel.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from model.errors import ImageDecodeError, ImageTooLargeError
+
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+RESIZE = 256
+CROP = 224
+DEFAULT_MAX_PIXELS = 50_000_000
+
+_SCALE = torch.tensor([1.0 / (255.0 * s) for s in STD]).reshape(3, 1, 1)
+_SHIFT = torch.tensor([m / s for m, s in zip(MEAN, STD, strict=True)]).reshape(3, 1, 1)
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
+                  ZeroDivisionError, struct.error)
+
+
+def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode ``data`` after checking the header's pixel count against ``max_pixels``."""
+    if not data:
+        raise ImageDecodeError("empty image body")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=FORMATS)
+    except Image.DecompressionBombError:
+        raise ImageTooLargeError(-1, max_pixels) from None
+    except UnidentifiedImageError:
+        raise ImageDecodeError("not a supported image (JPEG, PNG, WebP, BMP, TIFF, GIF)") from None
+    except _DECODE_ERRORS as exc:
+        raise ImageDecodeError(f"unreadable image header: {type(exc).__name__}") from None
+    width, height = img.size
+    if width * height > max_pixels:
+        raise ImageTooLargeError(width * height, max_pixels)
+    if width < 1 or height < 1:
+        raise ImageDecodeError("image has no pixels")
+    try:
+        img.seek(0)
+        img.load()
+    except _DECODE_ERRORS as exc:
+        raise ImageDecodeError(f"truncated or corrupt {img.format} data: {type(exc).__name__}") from None
+    return img
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Apply EXIF orientation and convert any mode to 8-bit RGB (alpha over white)."""
+    try:
+        img = ImageOps.exif_transpose(img)
+    except _DECODE_ERRORS:
+        pass  # a malformed EXIF block only loses the orientation, not the image
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        img = img.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+    elif img.mode == "F":
+        img = img.point(lambda v: v * 255).convert("L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def resize_crop(img: Image.Image, resize: int = RESIZE, crop: int = CROP) -> Image.Image:
+    """Shorter side to ``resize`` (long side truncated), then the centered ``crop`` square."""
+    w, h = img.size
+    if w <= h:
+        new_w, new_h = resize, int(resize * h / w)
+    else:
+        new_w, new_h = int(resize * w / h), resize
+    if (new_w, new_h) != (w, h):
+        img = img.resize((new_w, new_h), Image.Resampling.BILINEAR)
+    left = int(round((new_w - crop) / 2.0))
+    top = int(round((new_h - crop) / 2.0))
+    return img.crop((left, top, left + crop, top + crop))
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """RGB image -> float32 (3, H, W), scaled to [0, 1] and ImageNet-normalised."""
+    w, h = img.size
+    pixels = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+    chw = pixels.view(h, w, 3).permute(2, 0, 1).to(torch.float32)
+    return (chw * _SCALE - _SHIFT).contiguous()
+
+
+def preprocess(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+    """Decode ``data`` and apply the evaluation transform: a (3, 224, 224) float32 tensor."""
+    img = open_image(data, max_pixels)
+    try:
+        rgb = to_rgb(img)
+        return to_tensor(resize_crop(rgb))
+    except _DECODE_ERRORS as exc:
+        raise ImageDecodeError(f"cannot convert {img.format} image: {type(exc).__name__}") from None
