@@ -8,6 +8,7 @@ resampling, so a thread pool runs this in parallel.
 from __future__ import annotations
 
 import io
+import re
 import struct
 import warnings
 
@@ -37,8 +38,9 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=FORMATS)
-    except Image.DecompressionBombError:
-        raise ImageTooLargeError(-1, max_pixels) from None
+    except Image.DecompressionBombError as exc:  # Pillow's own, larger, limit came first
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise ImageTooLargeError(int(found.group(1)) if found else -1, max_pixels) from None
     except UnidentifiedImageError:
         raise ImageDecodeError("not a supported image (JPEG, PNG, WebP, BMP, TIFF, GIF)") from None
     except _DECODE_ERRORS as exc:

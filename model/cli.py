@@ -1,0 +1,105 @@
+"""``python -m model``: inspect architectures, classify photos, export TorchScript/ONNX."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+from model.checkpoint import load_checkpoint
+from model.compile import BACKENDS, compile_model, prepare, script_module
+from model.labels import IMAGENET_CLASSES
+from model.preprocess import preprocess
+from model.sanet import arch_spec, count_parameters, create_model, list_models
+
+log = logging.getLogger("model")
+
+
+def _load(weights: str | None, arch: str) -> torch.nn.Module:
+    if weights:
+        return load_checkpoint(weights, arch=None if arch == "auto" else arch)
+    name = "sanet50" if arch == "auto" else arch
+    log.warning("no --weights given: %s is RANDOMLY INITIALISED, its predictions mean nothing", name)
+    return create_model(name).eval()
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    spec = arch_spec(args.arch)
+    net = create_model(args.arch)
+    sa = sum(p.numel() for n, p in net.named_parameters() if ".sa." in n)
+    print(f"{spec.name}: {spec.description}")
+    print(f"  blocks per stage : {spec.layers}")
+    print(f"  parameters       : {count_parameters(net):,} (SA: {sa:,})")
+    print(f"  SA groups        : {spec.sa_groups}")
+    print("  input            : 3x224x224, resize 256, center crop 224, ImageNet mean/std")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    net = _load(args.weights, args.arch)
+    compiled = compile_model(net, args.backend)
+    for image in args.images:
+        batch = preprocess(Path(image).read_bytes()).unsqueeze(0)
+        probs = torch.softmax(compiled(batch), dim=1)[0]
+        top = torch.topk(probs, args.top_k)
+        print(image)
+        for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True):
+            label = IMAGENET_CLASSES[i] if len(probs) == len(IMAGENET_CLASSES) else str(i)
+            print(f"  {p:7.2%}  {i:4d}  {label}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    net = _load(args.weights, args.arch)
+    module = prepare(net, fold=not args.no_fold)
+    out = Path(args.out)
+    if args.format == "torchscript":
+        scripted = script_module(module)
+        torch.jit.save(scripted, str(out))
+    else:
+        from model.onnx_backend import export_onnx
+
+        export_onnx(module, out)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {args.format})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m model", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    info = sub.add_parser("info", help="describe an architecture")
+    info.add_argument("arch", choices=list_models())
+    info.set_defaults(func=cmd_info)
+    arch_help = "architecture (default: inferred from the checkpoint, sanet50 without one)"
+    predict = sub.add_parser("predict", help="top-k labels for image files")
+    predict.add_argument("images", nargs="+")
+    predict.add_argument("--weights", help="checkpoint (.pth.tar or state_dict)")
+    predict.add_argument("--arch", default="auto", choices=["auto", *list_models()], help=arch_help)
+    predict.add_argument("--backend", default="torchscript", choices=BACKENDS)
+    predict.add_argument("--top-k", type=int, default=5)
+    predict.set_defaults(func=cmd_predict)
+    export = sub.add_parser("export", help="write a frozen TorchScript or ONNX file")
+    export.add_argument("--weights", help="checkpoint (.pth.tar or state_dict)")
+    export.add_argument("--arch", default="auto", choices=["auto", *list_models()], help=arch_help)
+    export.add_argument("--format", default="torchscript", choices=["torchscript", "onnx"])
+    export.add_argument("--no-fold", action="store_true", help="keep BN/SA unfolded")
+    export.add_argument("--out", required=True)
+    export.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except Exception as exc:  # the CLI's single place to turn errors into a message
+        from model.errors import ModelError
+
+        if isinstance(exc, ModelError | OSError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise

@@ -1,0 +1,83 @@
+"""Backends and folding: parity with the eager network at fp32 (<= 1e-4 max |diff|)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model import compile_model, fold_model
+from model.errors import UnknownModelError
+from model.folding import FoldedSANet
+from tests.helpers import random_net
+
+ATOL = 1e-4
+
+
+def _eager(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        return net(x)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> torch.nn.Module:
+    return random_net("sanet_tiny", seed=3)
+
+
+@pytest.fixture(scope="module")
+def batch() -> torch.Tensor:
+    return torch.randn(3, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+
+
+def test_folding_is_exact(tiny: torch.nn.Module, batch: torch.Tensor) -> None:
+    folded = fold_model(tiny)
+    assert isinstance(folded, FoldedSANet)
+    names = [n for n, _ in folded.named_modules()]
+    assert not any(n.endswith(("bn1", "bn2", "bn3", "gn")) for n in names)
+    diff = (_eager(folded, batch) - _eager(tiny, batch)).abs().max().item()
+    assert diff <= ATOL
+
+
+@pytest.mark.parametrize("backend", ["eager", "torchscript", "onnxruntime"])
+@pytest.mark.parametrize("fold", [True, False])
+def test_backend_parity(tiny: torch.nn.Module, batch: torch.Tensor, backend: str, fold: bool) -> None:
+    compiled = compile_model(tiny, backend, fold=fold)
+    assert (compiled.backend, compiled.folded, compiled.num_classes) == (backend, fold, 1000)
+    out = compiled(batch)
+    assert out.shape == (3, 1000) and out.dtype == torch.float32
+    assert (out - _eager(tiny, batch)).abs().max().item() <= ATOL
+    single = compiled(batch[:1])  # dynamic batch axis
+    assert (single - _eager(tiny, batch[:1])).abs().max().item() <= ATOL
+
+
+@pytest.mark.parametrize("backend", ["torchscript", "onnxruntime"])
+def test_sanet50_parity(batch: torch.Tensor, backend: str) -> None:
+    net = random_net("sanet50", seed=5)
+    compiled = compile_model(net, backend)
+    diff = (compiled(batch[:2]) - _eager(net, batch[:2])).abs().max().item()
+    assert diff <= ATOL
+
+
+def test_torchscript_is_frozen_script(tiny: torch.nn.Module) -> None:
+    compiled = compile_model(tiny, "torchscript")
+    assert isinstance(compiled.run, torch.jit.ScriptModule)
+    assert not any(True for _ in compiled.run.parameters())  # frozen: weights are constants
+
+
+def test_onnx_export_cache_reused(tiny: torch.nn.Module, batch: torch.Tensor, tmp_path) -> None:
+    first = compile_model(tiny, "onnxruntime", cache_dir=tmp_path, cache_key="abc")
+    files = list(tmp_path.glob("abc-*.onnx"))
+    assert len(files) == 1
+    stamp = files[0].stat().st_mtime_ns
+    second = compile_model(tiny, "onnxruntime", cache_dir=tmp_path, cache_key="abc")
+    assert files[0].stat().st_mtime_ns == stamp
+    torch.testing.assert_close(first(batch), second(batch))
+
+
+def test_auto_and_bad_names(tiny: torch.nn.Module) -> None:
+    assert compile_model(tiny, "auto", device="cpu").backend == "onnxruntime"
+    with pytest.raises(UnknownModelError):
+        compile_model(tiny, "tensorrt")
+    with pytest.raises(UnknownModelError):
+        compile_model(tiny, "torchscript", precision="fp8")
+    with pytest.raises(UnknownModelError):
+        compile_model(tiny, "torchscript", precision="fp16", device="cpu")

@@ -1,0 +1,132 @@
+"""Preprocessing: formats, modes, EXIF, geometry, normalisation, and hostile inputs."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from model import ImageDecodeError, ImageTooLargeError, preprocess
+from model.preprocess import MEAN, STD, resize_crop
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+COFFEE = (SAMPLES / "coffee.jpg").read_bytes()
+
+
+def encode(img: Image.Image, fmt: str, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def photo() -> Image.Image:
+    return Image.open(io.BytesIO(COFFEE)).convert("RGB")
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP", "BMP", "TIFF"])
+def test_lossless_formats_match_png(fmt: str) -> None:
+    img = photo()
+    kw = {"lossless": True} if fmt == "WEBP" else {}
+    ref = preprocess(encode(img, "PNG"))
+    out = preprocess(encode(img, fmt, **kw))
+    assert out.shape == (3, 224, 224) and out.dtype == torch.float32
+    torch.testing.assert_close(out, ref)
+
+
+def test_jpeg_and_gif_first_frame() -> None:
+    assert preprocess(COFFEE).shape == (3, 224, 224)
+    red, blue = Image.new("RGB", (300, 260), (255, 0, 0)), Image.new("RGB", (300, 260), (0, 0, 255))
+    gif = encode(red, "GIF", save_all=True, append_images=[blue])
+    out = preprocess(gif)
+    expected_red = (1.0 - MEAN[0]) / STD[0]
+    assert out[0].mean().item() == pytest.approx(expected_red, abs=0.02)
+
+
+def test_normalisation_values() -> None:
+    out = preprocess(encode(Image.new("RGB", (256, 256), (255, 0, 128)), "PNG"))
+    expected = [(1.0 - MEAN[0]) / STD[0], -MEAN[1] / STD[1], (128 / 255 - MEAN[2]) / STD[2]]
+    for c in range(3):
+        assert torch.allclose(out[c], torch.full((224, 224), expected[c]), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("size", "resized", "box"),
+    [
+        ((500, 375), (341, 256), (58, 16, 282, 240)),
+        ((375, 500), (256, 341), (16, 58, 240, 282)),
+        ((1000, 255), (1003, 256), (390, 16, 614, 240)),
+        ((256, 256), (256, 256), (16, 16, 240, 240)),
+    ],
+)
+def test_resize_and_crop_geometry(size, resized, box) -> None:
+    gen = torch.Generator().manual_seed(0)
+    pixels = torch.randint(0, 256, (size[1], size[0], 3), generator=gen, dtype=torch.uint8)
+    img = Image.frombytes("RGB", size, pixels.numpy().tobytes())
+    expected = img.resize(resized, Image.Resampling.BILINEAR).crop(box)
+    assert resize_crop(img).tobytes() == expected.tobytes()
+
+
+def test_exif_orientation_applied() -> None:
+    img = photo()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    tagged = encode(img, "JPEG", quality=95, exif=exif.tobytes())
+    upright = encode(img.transpose(Image.Transpose.ROTATE_270), "JPEG", quality=95)
+    diff = (preprocess(tagged) - preprocess(upright)).abs().mean().item()
+    unrotated = (preprocess(tagged) - preprocess(encode(img, "JPEG", quality=95))).abs().mean()
+    assert diff < 0.05 < unrotated.item()
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "CMYK", "I;16", "1"])
+def test_any_mode_becomes_rgb(mode: str) -> None:
+    img = photo().convert(mode) if mode != "I;16" else photo().convert("L").convert("I;16")
+    fmt = "TIFF" if mode in ("CMYK", "I;16") else "PNG"
+    out = preprocess(encode(img, fmt))
+    assert out.shape == (3, 224, 224) and torch.isfinite(out).all()
+
+
+def test_sixteen_bit_grey_is_scaled() -> None:
+    img = Image.new("I;16", (256, 256), 65535)
+    out = preprocess(encode(img, "PNG"))
+    assert out[0].mean().item() == pytest.approx((255 / 256 * 255 / 255 - MEAN[0]) / STD[0], abs=0.02)
+
+
+def test_transparency_composited_on_white() -> None:
+    out = preprocess(encode(Image.new("RGBA", (300, 300), (0, 0, 0, 0)), "PNG"))
+    assert out[1].mean().item() == pytest.approx((1.0 - MEAN[1]) / STD[1], abs=1e-4)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 16)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def test_pixel_limit_checked_from_header() -> None:
+    bomb = _png_header_only(40_000, 40_000)  # 1.6 gigapixels announced in a tiny file
+    assert len(bomb) < 200
+    with pytest.raises(ImageTooLargeError) as err:
+        preprocess(bomb, max_pixels=50_000_000)
+    assert err.value.pixels == 1_600_000_000
+    with pytest.raises(ImageTooLargeError):
+        preprocess(COFFEE, max_pixels=1000)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"not an image at all", COFFEE[: len(COFFEE) // 2], COFFEE[:20],
+     b"%PDF-1.4 fake", _png_header_only(300, 300)],
+    ids=["empty", "text", "truncated-jpeg", "header-only-jpeg", "pdf", "png-no-data"],
+)
+def test_undecodable_inputs_raise_typed_error(data: bytes) -> None:
+    with pytest.raises(ImageDecodeError):
+        preprocess(data)
