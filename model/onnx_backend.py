@@ -6,6 +6,7 @@ a restart skips the export and only builds the session.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import tempfile
@@ -16,10 +17,43 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from model.folding import FoldedBottleneck, FoldedSANet, FoldedShuffleAttention
+
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = "1"  # bump when the exported graph changes, so stale caches are ignored
+EXPORT_VERSION = "2"  # bump when the exported graph changes, so stale caches are ignored
 INPUT, OUTPUT = "images", "logits"
+
+
+class _OrtFriendlySA(nn.Module):
+    """Folded SA rewritten for onnxruntime's NCHWc layout.
+
+    The residual add and ReLU go through an identity depthwise 1x1 conv, which ORT turns
+    into one blocked conv that accumulates the residual and applies the ReLU in place: the
+    residual stream never leaves NCHWc, so no reorders or separate Add/Relu passes remain.
+    """
+
+    def __init__(self, sa: FoldedShuffleAttention) -> None:
+        super().__init__()
+        self.sa = sa
+        channels = sa.alpha.shape[1]
+        self.residual = nn.Conv2d(channels, channels, 1, groups=channels, bias=False)
+        nn.init.ones_(self.residual.weight)
+
+    def forward(self, y: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+        a, b = self.sa.affine(y)
+        return torch.relu(self.residual(y * torch.sigmoid(a * y + b)) + identity)
+
+
+def ort_friendly(module: nn.Module) -> nn.Module:
+    """A copy of a folded network with every SA in its onnxruntime-friendly form."""
+    if not isinstance(module, FoldedSANet):
+        return module
+    module = copy.deepcopy(module)
+    for block in module.blocks:
+        if isinstance(block, FoldedBottleneck) and block.sa is not None:
+            block.sa = _OrtFriendlySA(block.sa)  # type: ignore[assignment]
+    return module
 
 
 def export_onnx(module: nn.Module, path: Path, input_size: int = 224) -> Path:
@@ -31,10 +65,12 @@ def export_onnx(module: nn.Module, path: Path, input_size: int = 224) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
     os.close(fd)
+    # The exporter logs a warning per torchvision op it cannot register; we use none.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            module.eval(),
+            ort_friendly(module).eval(),
             (example,),
             tmp,
             input_names=[INPUT],
