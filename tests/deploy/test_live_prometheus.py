@@ -1,0 +1,190 @@
+"""Live: a real Prometheus loads the project's config and rules and scrapes a real running
+service while this test sends it traffic. Then every recording rule, every dashboard query
+and the autoscaler's adapter query return data, and the target-down alert fires once the
+service stops. Tests run in file order and share one stack; the last one stops the service.
+"""
+
+import concurrent.futures
+import importlib.util
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from .conftest import GRAFANA_DIR, K8S_DIR, PROM_DIR, REPO, require_tool, skip_or_fail
+from .live import PromClient, free_port, poll, service_command, start, status_of, stop, tail
+
+pytestmark = pytest.mark.deploy
+
+SAMPLES = sorted((REPO / "samples").glob("*.jpg"))
+DATA_TIMEOUT_S = 60
+
+
+@dataclass
+class Stack:
+    """The running service and Prometheus of this module."""
+
+    service: object
+    service_url: str
+    service_log: Path
+    prom: PromClient
+    http: httpx.Client
+
+
+def _write_test_config(tmp: Path, service_port: int, prom_port: int) -> Path:
+    """Copy the project's config and rules with 1 s intervals, the test's ports and 1 s `for`."""
+    config = yaml.safe_load((PROM_DIR / "prometheus.yml").read_text())
+    config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
+    targets = {"sanet": f"127.0.0.1:{service_port}", "prometheus": f"127.0.0.1:{prom_port}"}
+    for job in config["scrape_configs"]:
+        job["static_configs"] = [{"targets": [targets[job["job_name"]]]}]
+    rule_files = []
+    for name in config["rule_files"]:
+        rules = yaml.safe_load((PROM_DIR / name).read_text())
+        for group in rules["groups"]:
+            for rule in group["rules"]:
+                if "for" in rule:
+                    rule["for"] = "1s"
+        path = tmp / Path(name).name
+        path.write_text(yaml.safe_dump(rules))
+        rule_files.append(str(path))
+    config["rule_files"] = rule_files
+    path = tmp / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _start_service(tmp: Path, port: int):
+    """Start the real service with the tiny model; return (process, log path)."""
+    if importlib.util.find_spec("service.cli") is None:
+        skip_or_fail("service.cli is not there yet: the live test needs the service")
+    env = {
+        **os.environ,
+        "SANET_MODELS": "sanet_tiny",
+        "SANET_HOST": "127.0.0.1",
+        "SANET_PORT": str(port),
+        "SANET_DEVICE": "cpu",
+        "SANET_MAX_DELAY_MS": "20",
+        "SANET_DRAIN_TIMEOUT_S": "2",
+    }
+    log = tmp / "service.log"
+    return start(service_command(), log, env=env), log
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    """Start the service and Prometheus, wait until both are ready, stop both afterwards."""
+    prometheus = require_tool("prometheus")
+    tmp = tmp_path_factory.mktemp("live")
+    service_port, prom_port = free_port(), free_port()
+    service, service_log = _start_service(tmp, service_port)
+    config = _write_test_config(tmp, service_port, prom_port)
+    prom_proc = start(
+        [
+            prometheus,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+            "--log.level=warn",
+        ],
+        tmp / "prometheus.log",
+    )
+    url = f"http://127.0.0.1:{service_port}"
+    prom = PromClient(f"http://127.0.0.1:{prom_port}")
+    http = httpx.Client(base_url=url, timeout=30)
+    try:
+
+        def service_ready() -> bool:
+            assert service.poll() is None, f"service exited:\n{tail(service_log)}"
+            return status_of(f"{url}/readyz") == 200
+
+        poll(service_ready, 120, "the service's /readyz")
+        poll(lambda: status_of(f"{prom.base}/-/ready") == 200, 30, "Prometheus to be ready")
+        yield Stack(service, url, service_log, prom, http)
+    finally:
+        http.close()
+        prom.close()
+        stop(service)
+        stop(prom_proc)
+
+
+def _classify(http: httpx.Client, photo: Path, headers: dict | None = None) -> int:
+    """POST one photo to /classify; return the status code."""
+    body = photo.read_bytes()
+    headers = {"Content-Type": "image/jpeg", **(headers or {})}
+    return http.post("/classify", content=body, headers=headers).status_code
+
+
+def send_traffic(http: httpx.Client) -> None:
+    """One round: every sample concurrently (so batches form), a bad image, a hopeless deadline."""
+    with concurrent.futures.ThreadPoolExecutor(len(SAMPLES) * 2) as pool:
+        codes = list(pool.map(lambda p: _classify(http, p), SAMPLES * 2))
+    assert set(codes) == {200}, codes
+    bad = http.post("/classify", content=b"not an image", headers={"Content-Type": "image/jpeg"})
+    assert bad.status_code == 400
+    _classify(http, SAMPLES[0], {"X-Request-Timeout-Ms": "1"})  # 504 when it expires queued
+
+
+def wait_for_data(stack: Stack, exprs: list[str]) -> None:
+    """Send traffic and query until every expression returns at least one sample."""
+    missing = list(exprs)
+
+    def probe() -> bool:
+        send_traffic(stack.http)
+        missing[:] = [e for e in missing if not stack.prom.query(e)]
+        return not missing
+
+    try:
+        poll(probe, DATA_TIMEOUT_S, "data", every=0.5)
+    except AssertionError:
+        pytest.fail("no data for:\n" + "\n".join(missing))
+
+
+def test_prometheus_scrapes_the_service(stack):
+    poll(lambda: stack.prom.query('up{job="sanet"} == 1'), 30, "the first scrape of the service")
+    poll(lambda: stack.prom.query("sanet_model_info"), 10, "sanet_model_info")
+
+
+def test_every_recording_rule_returns_data(stack):
+    rules = yaml.safe_load((PROM_DIR / "rules" / "recording.yml").read_text())
+    wait_for_data(stack, [r["record"] for g in rules["groups"] for r in g["rules"]])
+
+
+def test_every_dashboard_query_returns_data(stack):
+    dashboard = json.loads((GRAFANA_DIR / "dashboards" / "sanet.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    substituted = [e.replace("$model", ".*").replace("$__rate_interval", "1m") for e in exprs]
+    assert not [e for e in substituted if "$" in e], "unhandled dashboard variable"
+    wait_for_data(stack, substituted)
+
+
+def test_autoscaler_metric_query_returns_data(stack):
+    values = yaml.safe_load((K8S_DIR / "prometheus-adapter" / "values.yaml").read_text())
+    exprs = []
+    for rule in values["rules"]["custom"]:
+        series = re.match(r"\w+", rule["seriesQuery"]).group(0)
+        exprs.append(
+            rule["metricsQuery"]
+            .replace("<<.Series>>", series)
+            .replace("<<.LabelMatchers>>", 'job="sanet"')
+            .replace("<<.GroupBy>>", "instance")
+        )
+    wait_for_data(stack, exprs)
+
+
+def test_target_down_alert_fires_when_the_service_stops(stack):
+    def firing() -> bool:
+        return any(
+            a["labels"]["alertname"] == "SanetTargetDown" and a["state"] == "firing"
+            for a in stack.prom.alerts()
+        )
+
+    assert not firing()
+    stop(stack.service)
+    poll(firing, 30, "SanetTargetDown to fire")
