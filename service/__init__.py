@@ -1,0 +1,1 @@
+"""sanet-serve's web process: app factory, routes, batcher, metrics, settings, errors, CLI."""

@@ -1,0 +1,43 @@
+"""The app factory: ``create_app(settings)`` wires settings, metrics, lifecycle and routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.config import Settings
+from service.errors import install_error_handlers
+from service.lifecycle import Lifecycle
+from service.metrics import Metrics, RequestMetricsMiddleware
+from service.routes import router
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """A new app; models load in the background once the server starts (see /readyz)."""
+    metrics = Metrics()
+    lifecycle = Lifecycle(settings, metrics)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        lifecycle.begin_startup()
+        try:
+            yield
+        finally:
+            await lifecycle.shutdown()
+
+    app = FastAPI(
+        title="sanet-serve",
+        summary="SA-Net (Shuffle Attention ResNet) image classification",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.lifecycle = lifecycle
+    app.state.api_keys = [k.encode() for k in settings.api_key_values()]
+    install_error_handlers(app)
+    app.include_router(router)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics, tracker=lifecycle.inflight)
+    return app

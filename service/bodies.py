@@ -1,0 +1,178 @@
+"""Reading /classify bodies: a streaming size limit, then raw / multipart / base64-JSON images."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from python_multipart import MultipartParser
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import parse_options_header
+from starlette.requests import Request
+
+from service import errors
+
+RAW_TYPES = frozenset(
+    {
+        "image/jpeg",
+        "image/jpg",
+        "image/pjpeg",
+        "image/png",
+        "image/webp",
+        "image/bmp",
+        "image/x-ms-bmp",
+        "image/tiff",
+        "application/octet-stream",
+    }
+)
+MULTIPART = "multipart/form-data"
+JSON = "application/json"
+FILE_FIELD = b"file"
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed ``limit`` bytes.
+
+    Content-Length is checked before reading; the running count while reading covers chunked
+    uploads and lying headers, so an oversized upload is never buffered whole.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise errors.BadRequest("invalid Content-Length")
+        if int(declared) > limit:
+            raise errors.BodyTooLarge(f"the body is larger than {limit} bytes")
+    buf = bytearray()
+    async for chunk in request.stream():
+        buf += chunk
+        if len(buf) > limit:
+            raise errors.BodyTooLarge(f"the body is larger than {limit} bytes")
+    return bytes(buf)
+
+
+def media_type(request: Request) -> tuple[str, dict[bytes, bytes]]:
+    raw = request.headers.get("content-type", "")
+    ctype, params = parse_options_header(raw)
+    return ctype.decode("latin-1").lower(), params
+
+
+def check_media_type(ctype: str) -> None:
+    """415 before reading a body that could never be parsed."""
+    if ctype not in RAW_TYPES and ctype not in (MULTIPART, JSON):
+        raise errors.UnsupportedMediaType(
+            "send an image (Content-Type image/jpeg, png, webp, bmp or tiff), "
+            "multipart/form-data with 'file' parts, or application/json {\"images\": [...]}"
+        )
+
+
+def split_images(
+    ctype: str, params: dict[bytes, bytes], body: bytes, max_images: int
+) -> list[bytes]:
+    """The encoded images of a body, in request order (decoding happens later)."""
+    if ctype == MULTIPART:
+        images = _multipart_files(body, params.get(b"boundary", b""), max_images)
+    elif ctype == JSON:
+        images = _json_images(body, max_images)
+    else:
+        images = [body]
+    if not images:
+        raise errors.NoImages()
+    return images
+
+
+def _too_many(max_images: int) -> errors.ServiceError:
+    return errors.TooManyImages(f"at most {max_images} images per request")
+
+
+class _FileCollector:
+    """python-multipart callbacks that keep the bytes of every part named ``file``."""
+
+    def __init__(self, max_images: int) -> None:
+        self.max_images = max_images
+        self.files: list[bytes] = []
+        self.ended = False
+        self._field = bytearray()
+        self._value = bytearray()
+        self._name: bytes | None = None
+        self._data: bytearray | None = None
+
+    def callbacks(self) -> Any:
+        return {
+            "on_part_begin": self._begin,
+            "on_header_field": self._header_field,
+            "on_header_value": self._header_value,
+            "on_header_end": self._header_end,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+            "on_end": self._end,
+        }
+
+    def _begin(self) -> None:
+        self._name, self._data = None, bytearray()
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def _header_end(self) -> None:
+        if bytes(self._field).lower() == b"content-disposition":
+            self._name = parse_options_header(bytes(self._value))[1].get(b"name")
+        self._field.clear()
+        self._value.clear()
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._name == FILE_FIELD and self._data is not None:
+            self._data += data[start:end]
+
+    def _part_end(self) -> None:
+        if self._name == FILE_FIELD and self._data is not None:
+            if len(self.files) >= self.max_images:
+                raise _too_many(self.max_images)
+            self.files.append(bytes(self._data))
+        self._data = None
+
+    def _end(self) -> None:
+        self.ended = True
+
+
+def _multipart_files(body: bytes, boundary: bytes, max_images: int) -> list[bytes]:
+    if not boundary:
+        raise errors.MalformedMultipart("multipart/form-data without a boundary")
+    collector = _FileCollector(max_images)
+    try:
+        parser = MultipartParser(boundary, collector.callbacks())
+        parser.write(body)
+        parser.finalize()
+    except (MultipartParseError, ValueError) as exc:
+        raise errors.MalformedMultipart() from exc
+    if not collector.ended:
+        raise errors.MalformedMultipart("the multipart body ends before its closing boundary")
+    return collector.files
+
+
+def _json_images(body: bytes, max_images: int) -> list[bytes]:
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise errors.BadRequest("the body is not valid JSON") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
+        raise errors.BadRequest('expected a JSON object {"images": ["<base64>", ...]}')
+    items = doc["images"]
+    if len(items) > max_images:
+        raise _too_many(max_images)
+    return [_b64(item, i) for i, item in enumerate(items)]
+
+
+def _b64(item: Any, index: int) -> bytes:
+    if not isinstance(item, str):
+        raise errors.InvalidBase64(f"images[{index}] is not a string")
+    if item.startswith("data:"):  # data URL: data:image/png;base64,....
+        item = item.partition(",")[2]
+    try:
+        return base64.b64decode("".join(item.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise errors.InvalidBase64(f"images[{index}] is not valid base64") from exc

@@ -1,0 +1,143 @@
+"""Every setting of the service: one typed object read from ``SANET_*`` environment variables.
+
+Built by the CLI (flags override the environment) or by tests, then passed to
+``create_app(settings)``; nothing here runs at import.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of ``SANET_MODELS``: ``arch`` or ``arch=checkpoint-path``."""
+
+    arch: str
+    checkpoint: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.arch
+
+    @classmethod
+    def parse(cls, entry: str) -> ModelSpec:
+        arch, sep, path = entry.strip().partition("=")
+        arch, path = arch.strip(), path.strip()
+        if not arch or (sep and not path):
+            raise ValueError(f"bad model entry {entry!r}: expected 'arch' or 'arch=path'")
+        return cls(arch=arch, checkpoint=Path(path).expanduser() if path else None)
+
+    def __str__(self) -> str:
+        return f"{self.arch}={self.checkpoint}" if self.checkpoint else self.arch
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+class Settings(BaseSettings):
+    """sanet-serve settings; the field name upper-cased with ``SANET_`` is the variable."""
+
+    model_config = SettingsConfigDict(env_prefix="SANET_", extra="ignore", frozen=True)
+
+    models: Annotated[list[ModelSpec], NoDecode] = Field(
+        default_factory=lambda: [ModelSpec("sanet50")],
+        description="Comma list of 'arch' or 'arch=checkpoint-path'; the first is the default.",
+    )
+    host: str = Field(default="127.0.0.1", description="Interface to bind (0.0.0.0 in containers).")
+    port: int = Field(default=8000, ge=1, le=65535, description="TCP port.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="Inference device; auto takes cuda when available."
+    )
+    backend: Literal["auto", "eager", "torchscript", "onnxruntime"] = Field(
+        default="auto", description="Compile backend; auto picks the fastest for the device."
+    )
+    precision: Literal["fp32", "fp16", "bf16"] = Field(
+        default="fp32", description="Inference precision (fp16/bf16 mainly for cuda)."
+    )
+    threads: int | None = Field(
+        default=None, ge=1, description="Intra-op threads for inference (unset: torch default)."
+    )
+    preprocess_workers: int = Field(
+        default_factory=_default_workers,
+        ge=1,
+        le=64,
+        description="Threads that decode and preprocess images.",
+    )
+    cache_dir: Path | None = Field(default=None, description="Cache directory for compiled models.")
+    max_batch_size: int = Field(default=16, ge=1, le=512, description="Most images in one batch.")
+    max_delay_ms: float = Field(
+        default=5.0,
+        ge=0,
+        le=10_000,
+        description="Longest a partial batch waits for company, from its oldest request.",
+    )
+    max_queue: int = Field(default=128, ge=1, description="Most images queued per model; then 503.")
+    timeout_ms: int = Field(
+        default=10_000, ge=1, description="Default request deadline (X-Request-Timeout-Ms wins)."
+    )
+    max_body_bytes: int = Field(
+        default=20 * 2**20, ge=1024, description="Largest request body, in bytes."
+    )
+    max_pixels: int = Field(default=50_000_000, ge=1, description="Largest image, in pixels.")
+    max_images_per_request: int = Field(default=32, ge=1, description="Most images in one request.")
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma list of accepted API keys; empty disables auth.",
+    )
+    drain_timeout_s: float = Field(
+        default=20.0, ge=0, description="On SIGTERM, how long queued and in-flight work may take."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Log level."
+    )
+    log_json: bool = Field(default=False, description="One JSON object per log line.")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _parse_models(cls, value: Any) -> Any:
+        value = _split_commas(value)
+        if isinstance(value, list):
+            return [ModelSpec.parse(v) if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if not self.models:
+            raise ValueError("SANET_MODELS names no model")
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"SANET_MODELS names a model twice: {names}")
+        if self.max_queue < self.max_images_per_request:
+            raise ValueError("SANET_MAX_QUEUE must be >= SANET_MAX_IMAGES_PER_REQUEST")
+        return self
+
+    @property
+    def default_model(self) -> str:
+        return self.models[0].name
+
+    def api_key_values(self) -> list[str]:
+        return [k.get_secret_value() for k in self.api_keys if k.get_secret_value()]

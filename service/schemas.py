@@ -1,0 +1,67 @@
+"""Response bodies of the HTTP API (DESIGN §3)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Prediction(BaseModel):
+    class_index: int
+    label: str
+    probability: float
+
+
+class ImageResult(BaseModel):
+    predictions: list[Prediction]
+
+
+class ClassifyResponse(BaseModel):
+    model: str
+    results: list[ImageResult] = Field(description="One entry per image, in request order.")
+    timing_ms: dict[str, float] = Field(
+        description="preprocess, queue, inference and total, in milliseconds."
+    )
+
+
+class WeightsInfo(BaseModel):
+    source: str = Field(description="'checkpoint' or 'random-init'.")
+    path: str | None = None
+    sha256: str | None = None
+
+
+class BatchingInfo(BaseModel):
+    max_batch_size: int
+    max_delay_ms: float
+    max_queue: int
+
+
+class ModelInfo(BaseModel):
+    name: str
+    arch: str
+    default: bool
+    parameters: int
+    num_classes: int
+    weights: WeightsInfo
+    device: str
+    precision: str
+    backend: str
+    batching: BatchingInfo
+    input_size: list[int]
+
+
+class ModelsResponse(BaseModel):
+    default: str
+    models: list[ModelInfo]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class Health(BaseModel):
+    status: str

@@ -1,0 +1,79 @@
+"""/metrics after known traffic: exactly the DESIGN §3 names, and the counts add up."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from tests.api.conftest import ARCH, image_bytes
+
+JPEG = {"Content-Type": "image/jpeg"}
+DESIGN_NAMES = {
+    "sanet_requests_total",
+    "sanet_request_duration_seconds",
+    "sanet_queue_wait_seconds",
+    "sanet_preprocess_seconds",
+    "sanet_inference_seconds",
+    "sanet_batch_size",
+    "sanet_images_total",
+    "sanet_queue_depth",
+    "sanet_inflight_requests",
+    "sanet_rejected_total",
+    "sanet_model_info",
+    "sanet_queue_saturation",
+}
+
+
+def test_counts_after_known_traffic(serve: Callable[..., Any]) -> None:
+    with serve() as running:
+        c = running.client
+        for i in range(3):
+            assert c.post("/classify", content=image_bytes(i), headers=JPEG).status_code == 200
+        files = [("file", (f"{i}.jpg", image_bytes(i), "image/jpeg")) for i in range(5)]
+        assert c.post("/classify", files=files).status_code == 200
+        assert c.post("/classify", content=b"junk", headers=JPEG).status_code == 400
+        assert c.post("/classify?model=nope", content=b"x", headers=JPEG).status_code == 404
+        r = c.post(
+            "/classify", content=image_bytes(0), headers={**JPEG, "X-Request-Timeout-Ms": "1"}
+        )
+        assert r.status_code == 504
+
+        m = running.metric
+        assert m("sanet_requests_total", model=ARCH, status="200") == 4
+        assert m("sanet_requests_total", model=ARCH, status="400") == 1
+        assert m("sanet_requests_total", model="none", status="404") == 1
+        assert m("sanet_requests_total", model=ARCH, status="504") == 1
+        assert m("sanet_images_total", model=ARCH) == 8
+        assert m("sanet_batch_size_sum", model=ARCH) == 8
+        assert m("sanet_batch_size_count", model=ARCH) == m(
+            "sanet_inference_seconds_count", model=ARCH
+        )
+        assert m("sanet_request_duration_seconds_count", model=ARCH) == 6
+        assert m("sanet_queue_wait_seconds_count", model=ARCH) == 4
+        assert m("sanet_preprocess_seconds_count") == 8 + 1 + 1  # + junk + the late one
+        assert m("sanet_rejected_total", model=ARCH, reason="deadline") == 1
+        assert m("sanet_rejected_total", model=ARCH, reason="queue_full") == 0
+        assert m("sanet_queue_depth", model=ARCH) == 0
+        assert m("sanet_queue_saturation", model=ARCH) == 0
+        assert m("sanet_inflight_requests") == 0
+        assert (
+            m(
+                "sanet_model_info",
+                model=ARCH,
+                arch=ARCH,
+                backend="torchscript",
+                device="cpu",
+                precision="fp32",
+            )
+            == 1
+        )
+
+        families = {f.name for f in running.app.state.metrics.registry.collect()}
+        assert {f for f in families if f.startswith("sanet_")} == {
+            n.removesuffix("_total") for n in DESIGN_NAMES
+        }
+        text = c.get("/metrics").text
+        for name in DESIGN_NAMES:
+            assert re.search(rf"^{name}(_bucket|_count|_sum)?[{{ ]", text, re.M), name
+        assert "process_cpu_seconds_total" in text
