@@ -76,9 +76,15 @@ class FoldedShuffleAttention(nn.Module):
         return a, self.beta + mean * (self.cw - a)
 
     def forward(self, y: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+        """``relu(identity + y * sigmoid(a*y + b))``, in place on fresh intermediates.
+
+        ``identity`` is always a tensor made inside the network (the previous block's
+        output or a downsample conv's), never the caller's input, so it may be overwritten:
+        in-place ops save two large allocations per block.
+        """
         a, b = self.affine(y)
-        gate = torch.sigmoid(torch.addcmul(b.to(y.dtype), a.to(y.dtype), y))
-        return torch.relu(torch.addcmul(identity, y, gate))
+        gate = torch.addcmul(b.to(y.dtype), a.to(y.dtype), y).sigmoid_()
+        return identity.addcmul_(y, gate).relu_()
 
 
 class FoldedBottleneck(nn.Module):
