@@ -200,8 +200,13 @@ def save_authors_checkpoint(net: nn.Module, path: str | Path, arch: str, epoch: 
     path = Path(path)
     state = {f"module.{k}": v.detach().clone() for k, v in net.state_dict().items()}
     torch.save(
-        {"epoch": epoch, "arch": arch, "state_dict": state, "best_acc": torch.tensor(77.88),
-         "optimizer": {"state": {}, "param_groups": [{"lr": 0.1, "momentum": 0.9}]}},
+        {
+            "epoch": epoch,
+            "arch": arch,
+            "state_dict": state,
+            "best_acc": torch.tensor(77.88),
+            "optimizer": {"state": {}, "param_groups": [{"lr": 0.1, "momentum": 0.9}]},
+        },
         path,
     )
     return path

@@ -22,7 +22,9 @@ def _load(weights: str | None, arch: str) -> torch.nn.Module:
     if weights:
         return load_checkpoint(weights, arch=None if arch == "auto" else arch)
     name = "sanet50" if arch == "auto" else arch
-    log.warning("no --weights given: %s is RANDOMLY INITIALISED, its predictions mean nothing", name)
+    log.warning(
+        "no --weights given: %s is RANDOMLY INITIALISED, its predictions mean nothing", name
+    )
     return create_model(name).eval()
 
 

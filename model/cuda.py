@@ -75,7 +75,8 @@ class CudaRunner:
 
 def compile_cuda(module: nn.Module, backend: str, dtype: torch.dtype) -> CudaRunner:
     """Move ``module`` to CUDA in ``dtype`` and channels_last; script it for ``torchscript``."""
-    module = module.eval().to("cuda", dtype).to(memory_format=torch.channels_last)
+    module = module.eval().to("cuda", dtype)
+    module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     if backend == "torchscript":
         from model.compile import script_module
 

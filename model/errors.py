@@ -55,7 +55,9 @@ class ArchMismatchError(CheckpointError):
 class ShapeMismatchError(CheckpointError):
     """Keys match, but some tensor shapes do not."""
 
-    def __init__(self, message: str, mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]):
+    def __init__(
+        self, message: str, mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]
+    ):
         super().__init__(message)
         self.mismatched = mismatched
 

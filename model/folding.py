@@ -10,7 +10,9 @@ What is left per block is one statistics pass and one elementwise pass that also
 residual add and the final ReLU.
 """
 
-from __future__ import annotations
+
+# No `from __future__ import annotations` here: TorchScript must read the buffer annotations.
+import copy
 
 import torch
 from torch import nn
@@ -23,13 +25,10 @@ def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """A conv with bias that computes ``bn(conv(x))`` in eval mode."""
     assert bn.running_var is not None and bn.running_mean is not None
     scale = bn.weight.detach() * torch.rsqrt(bn.running_var + bn.eps)
-    fused = nn.Conv2d(
-        conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,  # type: ignore[arg-type]
-        conv.padding, conv.dilation, conv.groups, bias=True,  # type: ignore[arg-type]
-    )
-    fused.weight.data = conv.weight.detach() * scale.reshape(-1, 1, 1, 1)
+    fused = copy.deepcopy(conv)
+    fused.weight = nn.Parameter(conv.weight.detach() * scale.reshape(-1, 1, 1, 1))
     bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(scale)
-    fused.bias.data = bn.bias.detach() + (bias - bn.running_mean) * scale  # type: ignore[union-attr]
+    fused.bias = nn.Parameter(bn.bias.detach() + (bias - bn.running_mean) * scale)
     return fused
 
 
@@ -42,6 +41,10 @@ def _permute_out(conv: nn.Conv2d, perm: torch.Tensor) -> nn.Conv2d:
 
 class FoldedShuffleAttention(nn.Module):
     """SA in folded form; the input is already in post-shuffle channel order."""
+
+    alpha: torch.Tensor
+    beta: torch.Tensor
+    cw: torch.Tensor
 
     def __init__(self, sa: ShuffleAttention, channels: int) -> None:
         super().__init__()

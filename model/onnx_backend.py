@@ -13,6 +13,7 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -85,7 +86,7 @@ def export_onnx(module: nn.Module, path: Path, input_size: int = 224) -> Path:
     return path
 
 
-def session_options(threads: int | None):  # type: ignore[no-untyped-def]
+def session_options(threads: int | None) -> Any:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()

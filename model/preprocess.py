@@ -7,6 +7,7 @@ resampling, so a thread pool runs this in parallel.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import struct
@@ -26,8 +27,17 @@ DEFAULT_MAX_PIXELS = 50_000_000
 
 _SCALE = torch.tensor([1.0 / (255.0 * s) for s in STD]).reshape(3, 1, 1)
 _SHIFT = torch.tensor([m / s for m, s in zip(MEAN, STD, strict=True)]).reshape(3, 1, 1)
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
-                  ZeroDivisionError, struct.error)
+_DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    struct.error,
+)
 
 
 def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -54,16 +64,16 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
         img.seek(0)
         img.load()
     except _DECODE_ERRORS as exc:
-        raise ImageDecodeError(f"truncated or corrupt {img.format} data: {type(exc).__name__}") from None
+        raise ImageDecodeError(
+            f"truncated or corrupt {img.format} data: {type(exc).__name__}"
+        ) from None
     return img
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
     """Apply EXIF orientation and convert any mode to 8-bit RGB (alpha over white)."""
-    try:
+    with contextlib.suppress(*_DECODE_ERRORS):  # bad EXIF loses the orientation, not the image
         img = ImageOps.exif_transpose(img)
-    except _DECODE_ERRORS:
-        pass  # a malformed EXIF block only loses the orientation, not the image
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         img = img.convert("I").point(lambda v: v * (1 / 256)).convert("L")
     elif img.mode == "F":
@@ -84,8 +94,8 @@ def resize_crop(img: Image.Image, resize: int = RESIZE, crop: int = CROP) -> Ima
         new_w, new_h = int(resize * w / h), resize
     if (new_w, new_h) != (w, h):
         img = img.resize((new_w, new_h), Image.Resampling.BILINEAR)
-    left = int(round((new_w - crop) / 2.0))
-    top = int(round((new_h - crop) / 2.0))
+    left = round((new_w - crop) / 2.0)
+    top = round((new_h - crop) / 2.0)
     return img.crop((left, top, left + crop, top + crop))
 
 

@@ -90,10 +90,14 @@ class SANet(nn.Module):
         downsample = None
         if stride != 1 or self.inplanes != out:
             downsample = nn.Sequential(conv1x1(self.inplanes, out, stride), nn.BatchNorm2d(out))
-        kw = {"sa_groups": self.sa_groups, "use_sa": self.use_sa}
-        layers = [Bottleneck(self.inplanes, planes, stride, downsample, **kw)]
+        layers = [
+            Bottleneck(self.inplanes, planes, stride, downsample, self.sa_groups, self.use_sa)
+        ]
         self.inplanes = out
-        layers += [Bottleneck(out, planes, **kw) for _ in range(1, blocks)]
+        layers += [
+            Bottleneck(out, planes, sa_groups=self.sa_groups, use_sa=self.use_sa)
+            for _ in range(1, blocks)
+        ]
         return nn.Sequential(*layers)
 
     def _init_weights(self) -> None:
@@ -180,5 +184,3 @@ def sanet152(num_classes: int = 1000) -> SANet:
 
 def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
-
-

@@ -60,8 +60,10 @@ def test_sanet50_keys_infer_arch(tmp_path: Path) -> None:
         state = create_model("sanet50").state_dict()
     real = {f"module.{k}": torch.zeros(v.shape, dtype=v.dtype) for k, v in state.items()}
     path = tmp_path / "sa_resnet50.pth.tar"
-    torch.save({"epoch": 1, "arch": "sa_resnet50", "state_dict": real, "best_acc": 0.0,
-                "optimizer": {}}, path)
+    torch.save(
+        {"epoch": 1, "arch": "sa_resnet50", "state_dict": real, "best_acc": 0.0, "optimizer": {}},
+        path,
+    )
     assert load_checkpoint(path).checkpoint_info.arch == "sanet50"
 
 

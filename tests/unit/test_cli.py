@@ -16,8 +16,9 @@ COFFEE = ROOT / "samples" / "coffee.jpg"
 
 
 def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def test_labels() -> None:
@@ -56,8 +57,17 @@ def test_predict_bad_checkpoint_is_an_error_message(tmp_path: Path) -> None:
 def test_export_torchscript_runs_without_the_package(tmp_path: Path) -> None:
     ckpt, net = write_checkpoint(tmp_path / "tiny.pth.tar", "sanet_tiny", seed=4)
     out = tmp_path / "tiny.ts"
-    result = run("-m", "model", "export", "--weights", str(ckpt), "--format", "torchscript",
-                 "--out", str(out))
+    result = run(
+        "-m",
+        "model",
+        "export",
+        "--weights",
+        str(ckpt),
+        "--format",
+        "torchscript",
+        "--out",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     batch = preprocess(COFFEE.read_bytes()).unsqueeze(0)
     torch.save(batch, tmp_path / "batch.pt")

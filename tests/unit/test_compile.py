@@ -39,7 +39,9 @@ def test_folding_is_exact(tiny: torch.nn.Module, batch: torch.Tensor) -> None:
 
 @pytest.mark.parametrize("backend", ["eager", "torchscript", "onnxruntime"])
 @pytest.mark.parametrize("fold", [True, False])
-def test_backend_parity(tiny: torch.nn.Module, batch: torch.Tensor, backend: str, fold: bool) -> None:
+def test_backend_parity(
+    tiny: torch.nn.Module, batch: torch.Tensor, backend: str, fold: bool
+) -> None:
     compiled = compile_model(tiny, backend, fold=fold)
     assert (compiled.backend, compiled.folded, compiled.num_classes) == (backend, fold, 1000)
     out = compiled(batch)

@@ -93,7 +93,9 @@ def test_any_mode_becomes_rgb(mode: str) -> None:
 def test_sixteen_bit_grey_is_scaled() -> None:
     img = Image.new("I;16", (256, 256), 65535)
     out = preprocess(encode(img, "PNG"))
-    assert out[0].mean().item() == pytest.approx((255 / 256 * 255 / 255 - MEAN[0]) / STD[0], abs=0.02)
+    assert out[0].mean().item() == pytest.approx(
+        (255 / 256 * 255 / 255 - MEAN[0]) / STD[0], abs=0.02
+    )
 
 
 def test_transparency_composited_on_white() -> None:
@@ -123,8 +125,14 @@ def test_pixel_limit_checked_from_header() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"not an image at all", COFFEE[: len(COFFEE) // 2], COFFEE[:20],
-     b"%PDF-1.4 fake", _png_header_only(300, 300)],
+    [
+        b"",
+        b"not an image at all",
+        COFFEE[: len(COFFEE) // 2],
+        COFFEE[:20],
+        b"%PDF-1.4 fake",
+        _png_header_only(300, 300),
+    ],
     ids=["empty", "text", "truncated-jpeg", "header-only-jpeg", "pdf", "png-no-data"],
 )
 def test_undecodable_inputs_raise_typed_error(data: bytes) -> None:

@@ -9,7 +9,7 @@ from model.sa_layer import ShuffleAttention, channel_shuffle, shuffle_permutatio
 
 def reference_sa(x: torch.Tensor, sa: ShuffleAttention) -> torch.Tensor:
     """DESIGN §1 step by step, one group and one channel at a time."""
-    b, c, h, w = x.shape
+    b, c = x.shape[:2]
     g = sa.groups
     per, half = c // g, c // (2 * g)
     out = torch.empty_like(x)
@@ -47,8 +47,14 @@ def test_sa_matches_reference_with_random_parameters() -> None:
 def test_parameter_init_and_names() -> None:
     sa = ShuffleAttention(256, groups=64)
     shapes = {k: tuple(v.shape) for k, v in sa.state_dict().items()}
-    assert shapes == {"cweight": (1, 2, 1, 1), "cbias": (1, 2, 1, 1), "sweight": (1, 2, 1, 1),
-                      "sbias": (1, 2, 1, 1), "gn.weight": (2,), "gn.bias": (2,)}
+    assert shapes == {
+        "cweight": (1, 2, 1, 1),
+        "cbias": (1, 2, 1, 1),
+        "sweight": (1, 2, 1, 1),
+        "sbias": (1, 2, 1, 1),
+        "gn.weight": (2,),
+        "gn.bias": (2,),
+    }
     assert sa.cweight.eq(0).all() and sa.cbias.eq(1).all()
     assert sa.sweight.eq(0).all() and sa.sbias.eq(1).all()
     assert sa.gn.num_groups == 2 and sa.gn.eps == 1e-5

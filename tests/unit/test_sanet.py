@@ -37,8 +37,11 @@ def _expected_keys(blocks: tuple[int, int, int, int]) -> dict[str, tuple[int, ..
         for i in range(count):
             p = f"layer{stage}.{i}"
             cin = inplanes if i == 0 else out
-            convs = {"conv1": (planes, cin, 1, 1), "conv2": (planes, planes, 3, 3),
-                     "conv3": (out, planes, 1, 1)}
+            convs = {
+                "conv1": (planes, cin, 1, 1),
+                "conv2": (planes, planes, 3, 3),
+                "conv3": (out, planes, 1, 1),
+            }
             for name, shape in convs.items():
                 keys[f"{p}.{name}.weight"] = shape
                 c = shape[0]

@@ -1,0 +1,325 @@
+"""bench.load (the load generator) against an in-test stand-in of sanet-serve.
+
+The unit under test is the generator, so the server here is a small FastAPI app that speaks
+the service's contract: it parses every body (raw JPEG, multipart ``file`` parts, base64 JSON),
+answers 400 to a malformed one, 503 to every ``fail_every``-th request, and exports a
+``sanet_batch_size`` histogram (one observation per successful request). Run as a module
+(``python -m tests.unit.test_load_tools``) it serves on ``SANET_HOST``/``SANET_PORT``, which is
+how the ``--spawn`` path is tested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import random
+import socket
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+from bench import load, plot
+
+ROOT = Path(__file__).resolve().parents[2]
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+class StandIn:
+    """What the stand-in received, and how it misbehaves."""
+
+    def __init__(self, fail_every: int = 0, delay_s: float = 0.0) -> None:
+        self.fail_every, self.delay_s = fail_every, delay_s
+        self.requests: Counter[str] = Counter()  # body kind -> requests parsed
+        self.images: Counter[str] = Counter()  # body kind -> images parsed
+        self.statuses: Counter[int] = Counter()
+        self.registry = CollectorRegistry()
+        self.batch = Histogram(
+            "sanet_batch_size",
+            "Images per batch.",
+            ["model"],
+            buckets=(1, 2, 4, 8),
+            registry=self.registry,
+        )
+        self.batch.labels(model="other").observe(3)  # another model: must be ignored
+
+
+async def parse_body(request: Request) -> tuple[str, list[bytes]]:
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("image/"):
+        return "raw", [await request.body()]
+    if ctype.startswith("multipart/form-data"):
+        form = await request.form()
+        return "multipart", [await part.read() for part in form.getlist("file")]  # type: ignore[union-attr]
+    doc = json.loads(await request.body())
+    return "base64", [base64.b64decode(item, validate=True) for item in doc["images"]]
+
+
+def make_app(state: StandIn) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/readyz")
+    async def readyz() -> dict[str, str]:
+        return {"status": "ready"}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(state.registry), media_type="text/plain")
+
+    @app.post("/classify")
+    async def classify(request: Request, model: str = "sanet50", top_k: int = 5) -> Response:
+        try:
+            kind, images = await parse_body(request)
+            assert images and all(data.startswith(JPEG_MAGIC) for data in images)
+        except Exception:
+            state.statuses[400] += 1
+            return JSONResponse({"error": {"code": "bad_body", "message": "x"}}, 400)
+        state.requests[kind] += 1
+        state.images[kind] += len(images)
+        if state.fail_every and sum(state.requests.values()) % state.fail_every == 0:
+            state.statuses[503] += 1
+            error = {"error": {"code": "overloaded", "message": "queue full"}}
+            return JSONResponse(error, 503, headers={"Retry-After": "1"})
+        await asyncio.sleep(state.delay_s)
+        state.batch.labels(model=model).observe(len(images))
+        state.statuses[200] += 1
+        pred = {"class_index": 1, "label": "goldfish", "probability": 0.9}
+        results = [{"predictions": [pred] * top_k} for _ in images]
+        return JSONResponse({"model": model, "results": results, "timing_ms": {"total": 1.0}})
+
+    return app
+
+
+@contextmanager
+def serving(state: StandIn) -> Iterator[str]:
+    """The stand-in under uvicorn on a free 127.0.0.1 port, in a background thread."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = uvicorn.Config(make_app(state), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "stand-in did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def run_loop(coro_factory: Any, timeout: float = 10.0) -> load.Tally:
+    async def go() -> load.Tally:
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            return await asyncio.wait_for(coro_factory(client), timeout)
+
+    return asyncio.run(go())
+
+
+def photos() -> list[bytes]:
+    return [path.read_bytes() for path in load.DEFAULT_IMAGES]
+
+
+def sender(client: httpx.AsyncClient, url: str, kind: str = "raw", per: int = 1) -> load.Sender:
+    return load.Sender(client, f"{url}/classify", load.encode_bodies(photos(), kind, per), 5)
+
+
+def test_closed_and_open_loop_every_body_end_to_end(tmp_path: Path, capsys: Any) -> None:
+    state = StandIn(fail_every=5)
+    out, png = tmp_path / "load.json", tmp_path / "load.png"
+    with serving(state) as url:
+        argv = [
+            "--url",
+            url,
+            "--model",
+            "sanet50",
+            "--concurrency",
+            "2",
+            "--rate",
+            "25",
+            "--duration",
+            "0.5",
+            "--warmup",
+            "0",
+            "--body",
+            "raw",
+            "multipart",
+            "base64",
+            "--images-per-request",
+            "2",
+            "--out",
+            str(out),
+            "--plot",
+            str(png),
+        ]
+        assert load.main(argv) == 0
+    runs = json.loads(out.read_text())["runs"]
+    assert png.read_bytes().startswith(b"\x89PNG")
+    assert "| config | body | loop |" in capsys.readouterr().out
+    assert [(r["body"], r["mode"]) for r in runs] == [
+        (b, m) for b in ("raw", "multipart", "base64") for m in ("closed", "open")
+    ]
+    assert state.statuses[400] == 0  # every multipart and base64 body parsed
+    for body in ("raw", "multipart", "base64"):
+        sent = sum(r["sent"] for r in runs if r["body"] == body)
+        per = 1 if body == "raw" else 2
+        assert state.requests[body] == sent > 0
+        assert state.images[body] == per * sent
+    assert sum(r["errors"].get("503", 0) for r in runs) == state.statuses[503] > 0
+    for r in runs:
+        per = r["images_per_request"]
+        assert set(r["errors"]) <= {"503"}
+        assert r["sent"] == r["ok"] + sum(r["errors"].values())
+        assert r["batch"] == {
+            "batches": r["ok"],
+            "images": per * r["ok"],
+            "mean": per if r["ok"] else None,
+            "distribution": {str(per): r["ok"]} if r["ok"] else {},
+        }
+        lat = r["latency_ms"]
+        assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"]
+        assert r["images_per_s"] == pytest.approx(per * r["requests_per_s"])
+    assert all(1 <= r["sent"] + r["dropped"] <= 40 for r in runs if r["mode"] == "open")
+
+
+def test_open_loop_counts_drops_over_the_in_flight_cap() -> None:
+    state = StandIn(delay_s=0.3)
+    with serving(state) as url:
+        start = time.monotonic()
+        tally = run_loop(
+            lambda c: load.open_loop(sender(c, url), 60, 0.5, 1000, 2, random.Random(1))
+        )
+        elapsed = time.monotonic() - start
+        bounded = run_loop(
+            lambda c: load.open_loop(sender(c, url), 500, 5, 7, 100, random.Random(1))
+        )
+    assert tally.dropped > 0 and tally.sent <= 2 * (0.5 / 0.3 + 1)
+    assert tally.outcomes == Counter({"200": tally.sent})
+    assert elapsed < 2.0  # arrivals stop at 0.5 s, the last answers 0.3 s later
+    assert bounded.sent + bounded.dropped == 7  # bounded in count as well as time
+
+
+def test_closed_loop_stops_at_the_count_and_tallies_transport_errors() -> None:
+    state = StandIn()
+    bodies = load.encode_bodies(photos(), "base64", 3)
+    with serving(state) as url:
+        tally = run_loop(
+            lambda c: load.closed_loop(load.Sender(c, f"{url}/classify", bodies, 5), 3, 30, 7)
+        )
+    assert tally.sent == 7 and tally.ok_images == 21 and state.images["base64"] == 21
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/classify"
+    tally = run_loop(lambda c: load.closed_loop(load.Sender(c, dead, bodies, 5), 1, 30, 3))
+    assert tally.outcomes == Counter({"ConnectError": 3}) and not tally.latencies_ms
+
+
+def test_batch_histogram_reads_one_model_and_deltas_per_bucket() -> None:
+    def text(small: int, big: int) -> str:
+        registry = CollectorRegistry()
+        hist = Histogram("sanet_batch_size", "x", ["model"], buckets=(1, 4, 16), registry=registry)
+        for _ in range(small):
+            hist.labels(model="sanet50").observe(1)
+        for _ in range(big):
+            hist.labels(model="sanet50").observe(12)
+        hist.labels(model="sanet_tiny").observe(100)
+        return generate_latest(registry).decode()
+
+    before = plot.batch_histogram(text(2, 1), "sanet50")
+    after = plot.batch_histogram(text(5, 3), "sanet50")
+    assert before == {
+        "sum": 14.0,
+        "count": 3.0,
+        "buckets": {1.0: 2, 4.0: 2, 16.0: 3, float("inf"): 3},
+    }
+    delta = plot.batch_delta(before, after)
+    assert delta == {"batches": 5, "images": 27, "mean": 5.4, "distribution": {"1": 3, "16": 2}}
+    assert plot.batch_histogram(text(1, 0), None)["count"] == 2  # every model
+    assert plot.batch_delta(None, after) is None
+
+
+def test_only_local_targets_without_allow_remote() -> None:
+    with pytest.raises(SystemExit):
+        load.parse_args(["--url", "http://10.1.2.3:8000"])
+    assert load.parse_args(["--url", "http://10.1.2.3:8000/", "--allow-remote"]).url == (
+        "http://10.1.2.3:8000"
+    )
+    args = load.parse_args(["--url", "http://localhost:8000"])
+    assert args.model is None and args.concurrency == [1, 4, 16]
+    assert load.parse_args([]).model == "sanet50"  # spawn mode by default
+    assert load.parse_config("ort:SANET_BACKEND=onnxruntime,SANET_MAX_BATCH_SIZE=8") == (
+        "ort",
+        {"SANET_BACKEND": "onnxruntime", "SANET_MAX_BATCH_SIZE": "8"},
+    )
+    with pytest.raises(SystemExit):
+        load.parse_config("bad:SANET_BACKEND")
+
+
+def test_spawn_runs_each_config_then_stops_the_server(tmp_path: Path) -> None:
+    cmd = f"{sys.executable} -m tests.unit.test_load_tools"
+    out, png = tmp_path / "spawn.json", tmp_path / "spawn.png"
+    argv = [
+        "--server-cmd",
+        cmd,
+        "--server-env",
+        f"PYTHONPATH={ROOT}",
+        "--config",
+        "good",
+        "--config",
+        "flaky:STANDIN_FAIL_EVERY=3",
+        "--concurrency",
+        "2",
+        "--duration",
+        "0.4",
+        "--warmup",
+        "0.1",
+        "--ready-timeout",
+        "20",
+        "--out",
+        str(out),
+        "--plot",
+        str(png),
+    ]
+    assert load.main(argv) == 0
+    runs = {r["config"]: r for r in json.loads(out.read_text())["runs"]}
+    assert runs["good"]["errors"] == {} and runs["good"]["ok"] > 0
+    assert runs["flaky"]["errors"]["503"] > 0
+    assert runs["good"]["batch"]["batches"] == runs["good"]["ok"]
+    assert png.stat().st_size > 0
+
+
+def test_spawn_reports_a_server_that_dies_and_stops_one_that_runs() -> None:
+    dying = [sys.executable, "-c", "import sys; print('boom: no model'); sys.exit(3)"]
+    with pytest.raises(RuntimeError, match="boom: no model"), load.spawned(dying, {}, 10):
+        pass
+    env = {"PYTHONPATH": str(ROOT)}
+    with load.spawned([sys.executable, "-m", "tests.unit.test_load_tools"], env, 20) as base:
+        assert httpx.get(f"{base}/readyz").status_code == 200
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{base}/readyz")
+
+
+if __name__ == "__main__":
+    stand_in = StandIn(fail_every=int(os.environ.get("STANDIN_FAIL_EVERY", "0")))
+    uvicorn.run(
+        make_app(stand_in),
+        host=os.environ["SANET_HOST"],
+        port=int(os.environ["SANET_PORT"]),
+        log_level="warning",
+    )
