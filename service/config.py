@@ -44,6 +44,11 @@ def _split_commas(value: Any) -> Any:
     return value
 
 
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+    return Path(base).expanduser() / "sanet-serve"
+
+
 def _default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
@@ -77,8 +82,11 @@ class Settings(BaseSettings):
         le=64,
         description="Threads that decode and preprocess images.",
     )
-    cache_dir: Path | None = Field(default=None, description="Cache directory for compiled models.")
-    max_batch_size: int = Field(default=16, ge=1, le=512, description="Most images in one batch.")
+    cache_dir: Path | None = Field(
+        default_factory=_default_cache_dir,
+        description="Where compiled models (ONNX exports) are cached by weights sha256.",
+    )
+    max_batch_size: int = Field(default=8, ge=1, le=512, description="Most images in one batch.")
     max_delay_ms: float = Field(
         default=5.0,
         ge=0,

@@ -17,7 +17,7 @@ from enum import StrEnum
 from service.batcher import Batcher, InferenceWorker
 from service.config import Settings
 from service.metrics import Metrics
-from service.runtime import ModelRuntime
+from service.runtime import ModelRuntime, release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ class Lifecycle:
                 runtime = ModelRuntime(spec, self.settings, self.metrics)
                 await asyncio.to_thread(runtime.load)
                 self._serve(runtime)
+            await asyncio.to_thread(release_free_memory)
         except Exception:
             log.critical("startup failed; the service will not become ready", exc_info=True)
             self.phase = Phase.FAILED

@@ -124,8 +124,8 @@ def serving(state: StandIn) -> Iterator[str]:
         thread.join(10)
 
 
-def run_loop(coro_factory: Any, timeout: float = 10.0) -> load.Tally:
-    async def go() -> load.Tally:
+def run_loop(coro_factory: Any, timeout: float = 10.0) -> plot.Tally:
+    async def go() -> plot.Tally:
         async with httpx.AsyncClient(timeout=timeout) as client:
             return await asyncio.wait_for(coro_factory(client), timeout)
 
