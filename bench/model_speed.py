@@ -66,13 +66,27 @@ def report(variants: list[Variant], batches: list[int]) -> tuple[list[list[objec
             for b in batches:
                 base, sa = pair[False].times[b], pair[True].times[b]
                 ratio = median([s / r for s, r in zip(sa, base, strict=True)])
-                rec = {"backend": backend, "fold": fold, "batch": b,
-                       "resnet50_ms": 1000 * median(base), "sanet50_ms": 1000 * median(sa),
-                       "ratio": ratio, "sanet50_images_per_s": b / median(sa)}
+                rec = {
+                    "backend": backend,
+                    "fold": fold,
+                    "batch": b,
+                    "resnet50_ms": 1000 * median(base),
+                    "sanet50_ms": 1000 * median(sa),
+                    "ratio": ratio,
+                    "sanet50_images_per_s": b / median(sa),
+                }
                 records.append(rec)
-                rows.append([backend, "yes" if fold else "no", b, f"{rec['resnet50_ms']:.1f}",
-                             f"{rec['sanet50_ms']:.1f}", f"{ratio:.3f}x",
-                             f"{rec['sanet50_images_per_s']:.1f}"])
+                rows.append(
+                    [
+                        backend,
+                        "yes" if fold else "no",
+                        b,
+                        f"{rec['resnet50_ms']:.1f}",
+                        f"{rec['sanet50_ms']:.1f}",
+                        f"{ratio:.3f}x",
+                        f"{rec['sanet50_images_per_s']:.1f}",
+                    ]
+                )
     return rows, records
 
 
@@ -91,11 +105,20 @@ def main(argv: list[str] | None = None) -> int:
     with torch.inference_mode():
         run(variants, args.batches, args.rounds, args.warmup)
     rows, records = report(variants, args.batches)
-    headers = ["backend", "folded", "batch", "ResNet-50 ms", "SANet-50 ms", "SA overhead",
-               "SANet-50 img/s"]
+    headers = [
+        "backend",
+        "folded",
+        "batch",
+        "ResNet-50 ms",
+        "SANet-50 ms",
+        "SA overhead",
+        "SANet-50 img/s",
+    ]
     table = markdown_table(headers, rows)
-    path = write_json("model_speed.json", {"machine": machine(), "args": vars(args),
-                                           "results": records, "table": table})
+    path = write_json(
+        "model_speed.json",
+        {"machine": machine(), "args": vars(args), "results": records, "table": table},
+    )
     print(table)
     log.info("wrote %s", path)
     return 0

@@ -41,8 +41,9 @@ def single_latency(model: CompiledModel, photos: list[bytes], n: int) -> list[fl
     return out
 
 
-def throughput(model: CompiledModel, photos: list[bytes], batch: int, workers: int,
-               seconds: float) -> tuple[float, float]:
+def throughput(
+    model: CompiledModel, photos: list[bytes], batch: int, workers: int, seconds: float
+) -> tuple[float, float]:
     """Images/s and mean batch size with a preprocessing pool feeding the model."""
     ready: queue.Queue[torch.Tensor] = queue.Queue(maxsize=4 * batch)
     stop = threading.Event()
@@ -82,8 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="preprocessing threads")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--single", type=int, default=40, help="single-image runs")
-    parser.add_argument("--images", nargs="+", type=Path,
-                        default=[SAMPLES / "coffee.jpg"], help="photos to classify")
+    parser.add_argument(
+        "--images",
+        nargs="+",
+        type=Path,
+        default=[SAMPLES / "coffee.jpg"],
+        help="photos to classify",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
@@ -97,17 +103,34 @@ def main(argv: list[str] | None = None) -> int:
             single_latency(model, photos, 5)  # warm-up
             lat = single_latency(model, photos, args.single)
             rate, mean_batch = throughput(model, photos, args.batch, args.workers, args.seconds)
-        rec = {"backend": model.backend, "single_p50_ms": 1000 * median(lat),
-               "single_p99_ms": 1000 * percentile(lat, 99), "images_per_s": rate,
-               "mean_batch": mean_batch}
+        rec = {
+            "backend": model.backend,
+            "single_p50_ms": 1000 * median(lat),
+            "single_p99_ms": 1000 * percentile(lat, 99),
+            "images_per_s": rate,
+            "mean_batch": mean_batch,
+        }
         records.append(rec)
-        rows.append([model.backend, f"{rec['single_p50_ms']:.1f}", f"{rec['single_p99_ms']:.1f}",
-                     f"{rate:.1f}", f"{mean_batch:.1f}"])
+        rows.append(
+            [
+                model.backend,
+                f"{rec['single_p50_ms']:.1f}",
+                f"{rec['single_p99_ms']:.1f}",
+                f"{rate:.1f}",
+                f"{mean_batch:.1f}",
+            ]
+        )
     headers = ["backend", "single p50 ms", "single p99 ms", "saturated img/s", "mean batch"]
     table = markdown_table(headers, rows)
-    path = write_json("pipeline.json", {"machine": machine(), "args": {
-        **vars(args), "images": [str(p) for p in args.images]}, "results": records,
-        "table": table})
+    path = write_json(
+        "pipeline.json",
+        {
+            "machine": machine(),
+            "args": {**vars(args), "images": [str(p) for p in args.images]},
+            "results": records,
+            "table": table,
+        },
+    )
     print(table)
     log.info("wrote %s", path)
     return 0

@@ -10,7 +10,6 @@ What is left per block is one statistics pass and one elementwise pass that also
 residual add and the final ReLU.
 """
 
-
 # No `from __future__ import annotations` here: TorchScript must read the buffer annotations.
 import copy
 
