@@ -10,6 +10,7 @@ the per-round SANet/ResNet ratios.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import random
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ def run(variants: list[Variant], batches: list[int], rounds: int, warmup: int) -
         order = [(v, b) for v in variants for b in batches]
         rng.shuffle(order)
         for v, b in order:
-            elapsed = timed(lambda v=v, b=b: v.model(inputs[b]))
+            elapsed = timed(functools.partial(v.model, inputs[b]))
             if r >= warmup:
                 v.times.setdefault(b, []).append(elapsed)
 

@@ -1,0 +1,280 @@
+"""Load generator for sanet-serve: closed and open loop over HTTP, as users would call it.
+
+Closed loop: ``--concurrency`` workers each send the next request when the last one answers.
+Open loop: Poisson arrivals at ``--rate`` requests/s, each request its own task; arrivals while
+``--max-in-flight`` are outstanding are dropped and counted. Each level runs ``--warmup`` then
+``--duration`` seconds (at most ``--max-requests``); the batch sizes the server formed come from
+its ``sanet_batch_size`` histogram, scraped before and after the level. Without ``--url`` every
+``--config`` (server environment) is spawned in turn on a free 127.0.0.1 port.
+
+    python -m bench.load                                   # spawn sanet-serve, closed loop 1 4 16
+    python -m bench.load --url http://127.0.0.1:8000 --rate 5 10 15 --body raw multipart
+    python -m bench.load --model sanet50 --concurrency 1 16 \\
+        --config torchscript:SANET_BACKEND=torchscript --config ort:SANET_BACKEND=onnxruntime
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import functools
+import itertools
+import json
+import logging
+import os
+import random
+import shlex
+import time
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from bench import plot as report
+from bench.common import RESULTS
+from bench.plot import Tally
+from bench.server import default_server_cmd, parse_config, setting, spawned
+
+log = logging.getLogger("bench.load")
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+DEFAULT_IMAGES = [SAMPLES / n for n in ("coffee.jpg", "astronaut.jpg", "chelsea.jpg", "rocket.jpg")]
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+BOUNDARY = "sanet-bench-7f3a9c2e"
+
+
+@dataclass(frozen=True)
+class Body:
+    """One pre-encoded request body: sent as is, so the client spends no CPU encoding."""
+
+    content: bytes
+    headers: dict[str, str]
+    images: int
+
+
+def _multipart(images: Sequence[bytes]) -> Body:
+    parts = []
+    for i, data in enumerate(images):
+        head = (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="image{i}.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+        )
+        parts.append(head.encode() + data + b"\r\n")
+    content = b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
+    headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    return Body(content, headers, len(images))
+
+
+def _base64(images: Sequence[bytes]) -> Body:
+    doc = {"images": [base64.b64encode(data).decode("ascii") for data in images]}
+    return Body(json.dumps(doc).encode(), {"Content-Type": "application/json"}, len(images))
+
+
+def encode_bodies(images: Sequence[bytes], kind: str, per_request: int = 1) -> list[Body]:
+    """One body per photo (raw: that photo; others: ``per_request`` photos starting there)."""
+    if kind == "raw":
+        return [Body(data, {"Content-Type": "image/jpeg"}, 1) for data in images]
+    n = len(images)
+    groups = [[images[(i + j) % n] for j in range(per_request)] for i in range(n)]
+    encode = _multipart if kind == "multipart" else _base64
+    return [encode(group) for group in groups]
+
+
+class Sender:
+    """Posts the pre-encoded bodies round-robin and records each outcome in a Tally."""
+
+    def __init__(self, client: httpx.AsyncClient, url: str, bodies: list[Body], timeout: float):
+        self.client, self.url, self.timeout = client, url, timeout
+        self._bodies = itertools.cycle(bodies)
+
+    async def one(self, tally: Tally) -> None:
+        body = next(self._bodies)
+        tally.sent += 1
+        start = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.timeout):
+                resp = await self.client.post(self.url, content=body.content, headers=body.headers)
+        except (httpx.HTTPError, TimeoutError, OSError) as exc:
+            tally.outcomes[type(exc).__name__] += 1
+            return
+        tally.outcomes[str(resp.status_code)] += 1
+        if resp.status_code == 200:
+            tally.latencies_ms.append(1000 * (time.perf_counter() - start))
+            tally.ok_images += body.images
+
+
+async def closed_loop(sender: Sender, concurrency: int, seconds: float, limit: int) -> Tally:
+    """``concurrency`` workers back to back until ``seconds`` pass or ``limit`` are sent."""
+    tally = Tally()
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        while time.perf_counter() < deadline and tally.sent < limit:
+            await sender.one(tally)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return tally
+
+
+async def open_loop(
+    sender: Sender, rate: float, seconds: float, limit: int, cap: int, rng: random.Random
+) -> Tally:
+    """Poisson arrivals at ``rate``/s for ``seconds`` (at most ``limit``), ``cap`` in flight."""
+    tally = Tally()
+    tasks: set[asyncio.Task[None]] = set()
+    start = time.perf_counter()
+    next_at, arrivals = start, 0
+    while arrivals < limit:
+        next_at += rng.expovariate(rate)
+        if next_at - start >= seconds:
+            break
+        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+        arrivals += 1
+        if len(tasks) >= cap:
+            tally.dropped += 1
+            continue
+        task = asyncio.create_task(sender.one(tally))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    await asyncio.gather(*list(tasks))
+    return tally
+
+
+async def scrape(client: httpx.AsyncClient, base: str, model: str | None) -> dict | None:
+    try:
+        resp = await client.get(f"{base}/metrics", timeout=10)
+        resp.raise_for_status()
+        return report.batch_histogram(resp.text, model)
+    except (httpx.HTTPError, ValueError) as exc:
+        log.warning("cannot read %s/metrics: %s", base, exc)
+        return None
+
+
+def drive(sender: Sender, mode: str, level: float, seconds: float, args: Any) -> Awaitable[Tally]:
+    if mode == "closed":
+        return closed_loop(sender, int(level), seconds, args.max_requests)
+    return open_loop(sender, level, seconds, args.max_requests, args.max_in_flight, args.rng)
+
+
+async def run_level(
+    sender: Sender, base: str, mode: str, level: float, args: Any
+) -> dict[str, Any]:
+    """Warm up, scrape, measure, scrape: one point of a curve."""
+    if args.warmup > 0:
+        await drive(sender, mode, level, args.warmup, args)
+    before = await scrape(sender.client, base, args.model)
+    start = time.perf_counter()
+    tally = await drive(sender, mode, level, args.duration, args)
+    result = report.summarize(tally, time.perf_counter() - start)
+    result["offered_per_s"] = (tally.sent + tally.dropped) / args.duration
+    result["batch"] = report.batch_delta(before, await scrape(sender.client, base, args.model))
+    return {"mode": mode, "level": level, **result}
+
+
+async def measure(base: str, label: str, args: Any, bodies: dict[str, list[Body]]) -> list[dict]:
+    """Every body kind x every level against the server at ``base``."""
+    pool = max([*args.concurrency, args.max_in_flight if args.rate else 1])
+    limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
+    headers = {"X-API-Key": args.api_key} if args.api_key else {}
+    query = f"top_k={args.top_k}" + (f"&model={args.model}" if args.model else "")
+    levels = [("closed", c) for c in args.concurrency] + [("open", r) for r in args.rate]
+    runs = []
+    async with httpx.AsyncClient(limits=limits, timeout=args.timeout, headers=headers) as client:
+        for kind, kind_bodies in bodies.items():
+            sender = Sender(client, f"{base}/classify?{query}", kind_bodies, args.timeout)
+            for mode, level in levels:
+                run = await run_level(sender, base, mode, level, args)
+                run.update(config=label, body=kind, images_per_request=kind_bodies[0].images)
+                log.info("%s", report.describe(run))
+                runs.append(run)
+    return runs
+
+
+def run_async(coro: Awaitable[list[dict]]) -> list[dict]:
+    """asyncio.run on uvloop when it is installed (less client CPU per request)."""
+    try:
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    except ImportError:
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(coro)  # type: ignore[arg-type]
+
+
+def check_local(url: str, allow_remote: bool) -> str:
+    host = urlsplit(url).hostname
+    if not allow_remote and host not in LOCAL_HOSTS:
+        raise SystemExit(f"refusing to load {host!r}: only 127.0.0.1/localhost (--allow-remote)")
+    return url.rstrip("/")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--url", help="measure this running server (default: spawn sanet-serve)")
+    p.add_argument("--spawn", action="store_true", help="spawn sanet-serve (the default)")
+    add_list = functools.partial(p.add_argument, action="append", default=[])
+    add_list("--config", metavar="LABEL[:K=V,...]", help="spawned server setup (one curve each)")
+    add_list("--server-env", metavar="K=V", help="environment of every spawned server")
+    p.add_argument("--server-cmd", default=None, help="command that starts the server")
+    p.add_argument("--ready-timeout", type=float, default=300.0)
+    p.add_argument("--label", default="server", help="curve label with --url")
+    p.add_argument("--model", default=None, help="?model= (spawned servers: sanet50)")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--images", nargs="+", type=Path, default=DEFAULT_IMAGES)
+    p.add_argument("--body", nargs="+", default=["raw"], choices=["raw", "multipart", "base64"])
+    p.add_argument("--images-per-request", type=int, default=1)
+    p.add_argument("--concurrency", nargs="*", type=int, default=[1, 4, 16])
+    p.add_argument("--rate", nargs="*", type=float, default=[], help="open-loop requests/s")
+    p.add_argument("--max-in-flight", type=int, default=256, help="open-loop cap")
+    p.add_argument("--duration", type=float, default=15.0, help="seconds measured per level")
+    p.add_argument("--warmup", type=float, default=3.0, help="seconds before each level")
+    p.add_argument("--max-requests", type=int, default=100_000, help="per level")
+    p.add_argument("--timeout", type=float, default=30.0, help="per request, seconds")
+    p.add_argument("--api-key", default=os.environ.get("SANET_BENCH_API_KEY"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--allow-remote", action="store_true")
+    p.add_argument("--out", type=Path, default=RESULTS / "load.json")
+    p.add_argument("--plot", type=Path, default=RESULTS / "load.png")
+    args = p.parse_args(argv)
+    if args.url and (args.spawn or args.config or args.server_env):
+        p.error("--url measures a running server: no --spawn/--config/--server-env")
+    if not args.concurrency and not args.rate:
+        p.error("nothing to run: give --concurrency and/or --rate")
+    if min([*args.concurrency, *args.rate, args.images_per_request, args.max_in_flight]) <= 0:
+        p.error("concurrency, rate, images per request and in-flight cap must be positive")
+    args.url = check_local(args.url, args.allow_remote) if args.url else None
+    args.model = args.model or (None if args.url else "sanet50")
+    args.rng = random.Random(args.seed)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
+    photos = [path.read_bytes() for path in args.images]
+    bodies = {kind: encode_bodies(photos, kind, args.images_per_request) for kind in args.body}
+    runs: list[dict] = []
+    if args.url:
+        runs += run_async(measure(args.url, args.label, args, bodies))
+    else:
+        cmd = shlex.split(args.server_cmd) if args.server_cmd else default_server_cmd()
+        common = dict(map(setting, args.server_env))  # one K=V each: values may hold commas
+        for label, env in map(parse_config, args.config or ["default"]):
+            with spawned(
+                cmd, {"SANET_MODELS": args.model, **common, **env}, args.ready_timeout
+            ) as base:
+                runs += run_async(measure(base, label, args, bodies))
+    params = {k: v for k, v in vars(args).items() if k not in ("rng", "api_key")}
+    title = f"sanet-serve load ({args.model or 'default model'})"
+    print(report.write(runs, params, args.out, args.plot, title))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
