@@ -6,10 +6,12 @@ a restart skips the export and only builds the session.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
 import tempfile
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +26,15 @@ log = logging.getLogger(__name__)
 
 EXPORT_VERSION = "2"  # bump when the exported graph changes, so stale caches are ignored
 INPUT, OUTPUT = "images", "logits"
+PARTIAL_PREFIX = ".partial-"  # an export in progress; left behind only by a killed process
+STALE_PARTIAL_S = 3600
+
+
+def _purge_stale_partials(folder: Path) -> None:
+    for stale in folder.glob(PARTIAL_PREFIX + "*"):
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > STALE_PARTIAL_S:
+                stale.unlink()
 
 
 class _OrtFriendlySA(nn.Module):
@@ -64,7 +75,8 @@ def export_onnx(module: nn.Module, path: Path, input_size: int = 224) -> Path:
     example = torch.zeros(2, 3, input_size, input_size)
     batch = torch.export.Dim("batch", min=1, max=1024)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
+    _purge_stale_partials(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=PARTIAL_PREFIX, dir=path.parent)
     os.close(fd)
     # The exporter logs a warning per torchvision op it cannot register; we use none.
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,36 @@ from service.metrics import Metrics
 from service.runtime import ModelRuntime, release_free_memory
 
 log = logging.getLogger(__name__)
+
+
+async def _in_daemon_thread(fn: Callable[[], None]) -> None:
+    """Run blocking ``fn`` in a daemon thread and await it.
+
+    Loading a model (checkpoint, export, warm-up) cannot be interrupted. A daemon thread
+    lets a SIGTERM during startup end the process at once instead of after the load.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as exc:  # handed to the awaiting task, which decides
+            loop.call_soon_threadsafe(_settle, done, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, done, None)
+
+    threading.Thread(target=run, name="sanet-load", daemon=True).start()
+    await done
+
+
+def _settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:
+    if fut.done():
+        return
+    if exc is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(exc)
 
 
 class Phase(StrEnum):
@@ -83,7 +114,7 @@ class Lifecycle:
         try:
             for spec in self.settings.models:
                 runtime = ModelRuntime(spec, self.settings, self.metrics)
-                await asyncio.to_thread(runtime.load)
+                await _in_daemon_thread(runtime.load)
                 self._serve(runtime)
             await asyncio.to_thread(release_free_memory)
         except Exception:
