@@ -7,7 +7,6 @@ a restart skips the export and only builds the session.
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import os
 import tempfile
@@ -20,11 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from model.folding import FoldedBottleneck, FoldedSANet, FoldedShuffleAttention
-
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = "2"  # bump when the exported graph changes, so stale caches are ignored
+EXPORT_VERSION = "3"  # bump when the exported graph changes, so stale caches are ignored
 INPUT, OUTPUT = "images", "logits"
 PARTIAL_PREFIX = ".partial-"  # an export in progress; left behind only by a killed process
 STALE_PARTIAL_S = 3600
@@ -35,37 +32,6 @@ def _purge_stale_partials(folder: Path) -> None:
         with contextlib.suppress(OSError):
             if time.time() - stale.stat().st_mtime > STALE_PARTIAL_S:
                 stale.unlink()
-
-
-class _OrtFriendlySA(nn.Module):
-    """Folded SA rewritten for onnxruntime's NCHWc layout.
-
-    The residual add and ReLU go through an identity depthwise 1x1 conv, which ORT turns
-    into one blocked conv that accumulates the residual and applies the ReLU in place: the
-    residual stream never leaves NCHWc, so no reorders or separate Add/Relu passes remain.
-    """
-
-    def __init__(self, sa: FoldedShuffleAttention) -> None:
-        super().__init__()
-        self.sa = sa
-        channels = sa.alpha.shape[1]
-        self.residual = nn.Conv2d(channels, channels, 1, groups=channels, bias=False)
-        nn.init.ones_(self.residual.weight)
-
-    def forward(self, y: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
-        a, b = self.sa.affine(y)
-        return torch.relu(self.residual(y * torch.sigmoid(a * y + b)) + identity)
-
-
-def ort_friendly(module: nn.Module) -> nn.Module:
-    """A copy of a folded network with every SA in its onnxruntime-friendly form."""
-    if not isinstance(module, FoldedSANet):
-        return module
-    module = copy.deepcopy(module)
-    for block in module.blocks:
-        if isinstance(block, FoldedBottleneck) and block.sa is not None:
-            block.sa = _OrtFriendlySA(block.sa)  # type: ignore[assignment]
-    return module
 
 
 def export_onnx(module: nn.Module, path: Path, input_size: int = 224) -> Path:
@@ -83,7 +49,7 @@ def export_onnx(module: nn.Module, path: Path, input_size: int = 224) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            ort_friendly(module).eval(),
+            module.eval(),
             (example,),
             tmp,
             input_names=[INPUT],
