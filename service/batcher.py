@@ -18,88 +18,42 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
+
+from service.tickets import (
+    BatcherError,
+    BatchFailed,
+    Cancelled,
+    DeadlineExceeded,
+    Draining,
+    InferFn,
+    OutputMismatch,
+    QueueFull,
+    Ticket,
+    WorkerUnavailable,
+    WorkItem,
+    settle_future,
+)
 
 log = logging.getLogger(__name__)
 
-InferFn = Callable[[list[Any]], Sequence[Any]]
 
-
-class BatcherError(Exception):
-    """Base of the errors a ticket can be settled with (besides the batch's own)."""
-
-
-class QueueFull(BatcherError):
-    """Admission refused: the queue holds ``max_queue`` items."""
-
-
-class Draining(BatcherError):
-    """Admission refused, or queued work abandoned: the batcher is stopping."""
-
-
-class WorkerUnavailable(BatcherError):
-    """The inference worker thread is not running (never started, or died)."""
-
-
-class DeadlineExceeded(BatcherError):
-    """The ticket's deadline passed while some of its items were still queued."""
-
-
-class Cancelled(BatcherError):
-    """The caller gave up on the ticket (for instance: its client disconnected)."""
-
-
-class BatchFailed(BatcherError):
-    """``infer_fn`` raised; every ticket in the batch gets this, chained to the cause."""
-
-
-class OutputMismatch(BatchFailed):
-    """``infer_fn`` returned a different number of outputs than it was given payloads."""
-
-
-@dataclass(eq=False)
-class Ticket:
-    """One request: ``n`` payloads answered together, in order. Settled exactly once."""
-
-    n: int
-    deadline: float  # time.monotonic()
-    future: asyncio.Future[list[Any]]
-    loop: asyncio.AbstractEventLoop
-    enqueued_at: float = field(default_factory=time.monotonic)
-    started_at: float | None = None  # first of its items handed to infer_fn
-    finished_at: float | None = None
-    results: list[Any] = field(default_factory=list)
-    pending: int = 0
-    settled: bool = False
-    timer: asyncio.TimerHandle | None = None
-
-    def __post_init__(self) -> None:
-        self.results = [None] * self.n
-        self.pending = self.n
-
-    def cancel_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-
-
-@dataclass(eq=False)
-class WorkItem:
-    """One payload of a ticket, as it sits in the queue."""
-
-    ticket: Ticket
-    index: int
-    payload: Any
-
-
-def _settle_future(fut: asyncio.Future[list[Any]], value: list[Any] | BaseException) -> None:
-    if fut.done():
-        return
-    if isinstance(value, BaseException):
-        fut.set_exception(value)
-    else:
-        fut.set_result(value)
+__all__ = [
+    "BatchFailed",
+    "Batcher",
+    "BatcherError",
+    "Cancelled",
+    "DeadlineExceeded",
+    "Draining",
+    "InferFn",
+    "InferenceWorker",
+    "OutputMismatch",
+    "QueueFull",
+    "Ticket",
+    "WorkItem",
+    "WorkerUnavailable",
+]
 
 
 class Batcher:
@@ -205,7 +159,7 @@ class Batcher:
     @staticmethod
     def _post(ticket: Ticket, value: list[Any] | BaseException) -> None:
         try:
-            ticket.loop.call_soon_threadsafe(_settle_future, ticket.future, value)
+            ticket.loop.call_soon_threadsafe(settle_future, ticket.future, value)
         except RuntimeError:  # the loop is closed: nobody is waiting any more
             log.debug("event loop closed; dropping a ticket result")
 
