@@ -5,6 +5,10 @@ Every backend, folded and unfolded, batch 1 and 8, all variants interleaved in o
 the per-round SANet/ResNet ratios.
 
     python -m bench.model_speed [--rounds 15] [--threads 2] [--batches 1 8]
+    python -m bench.model_speed --device cuda --precision fp16 --batches 1 8 32 64  # a GPU
+
+On CUDA the timed call includes the host-to-device copy of the batch and the logits' way back
+(CUDA graphs per batch size, pinned staging buffers): what the service's worker pays.
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ class Variant:
     times: dict[int, list[float]] = field(default_factory=dict)
 
 
-def build(backends: list[str], threads: int, arch: str) -> list[Variant]:
+def build(
+    backends: list[str], threads: int, arch: str, device: str = "cpu", precision: str = "fp32"
+) -> list[Variant]:
     variants = []
     for sa in (False, True):
         torch.manual_seed(0)
@@ -41,7 +47,9 @@ def build(backends: list[str], threads: int, arch: str) -> list[Variant]:
         for backend in backends:
             for fold in (False, True):
                 log.info("compiling %s sa=%s fold=%s", backend, sa, fold)
-                compiled = compile_model(net, backend, fold=fold, threads=threads)
+                compiled = compile_model(
+                    net, backend, fold=fold, threads=threads, device=device, precision=precision
+                )
                 variants.append(Variant(backend, fold, sa, compiled))
     return variants
 
@@ -99,10 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--arch", default="sanet50")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    parser.add_argument("--out", default=None, help="result file name in bench/results/")
     args = parser.parse_args(argv)
+    if args.device == "cuda" and "onnxruntime" in args.backends:
+        args.backends = [b for b in args.backends if b != "onnxruntime"]  # CPU-only here
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
-    variants = build(args.backends, args.threads, args.arch)
+    variants = build(args.backends, args.threads, args.arch, args.device, args.precision)
     with torch.inference_mode():
         run(variants, args.batches, args.rounds, args.warmup)
     rows, records = report(variants, args.batches)
@@ -117,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     table = markdown_table(headers, rows)
     path = write_json(
-        "model_speed.json",
+        args.out or ("model_speed.json" if args.device == "cpu" else "model_speed_cuda.json"),
         {"machine": machine(), "args": vars(args), "results": records, "table": table},
     )
     print(table)
