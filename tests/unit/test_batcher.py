@@ -58,6 +58,15 @@ def soon(seconds: float = 10.0) -> float:
     return time.monotonic() + seconds
 
 
+async def occupied(fake: FakeModel, **kw: Any) -> Batcher:
+    """A started batcher whose worker sits inside a held batch (the payload 0)."""
+    b = make(fake, **kw)
+    fake.hold()
+    b.submit([0], soon())
+    await fake.busy()
+    return b
+
+
 def test_idle_worker_dispatches_at_once() -> None:
     async def main() -> None:
         fake = FakeModel()
@@ -90,10 +99,7 @@ def test_requests_accumulate_while_busy_up_to_max_batch() -> None:
 def test_partial_batch_after_busy_waits_at_most_max_delay() -> None:
     async def main() -> None:
         fake = FakeModel()
-        b = make(fake, max_batch_size=8, max_delay_s=0.3)
-        fake.hold()
-        b.submit([0], soon())
-        await fake.busy()
+        b = await occupied(fake, max_batch_size=8, max_delay_s=0.3)
         t_b = time.monotonic()
         tb = b.submit([1], soon())
         fake.gate.set()  # worker comes back busy: lingers for company
@@ -122,10 +128,7 @@ def test_multi_item_ticket_is_answered_in_order_across_batches() -> None:
 def test_queue_full_is_refused_at_admission() -> None:
     async def main() -> None:
         fake = FakeModel()
-        b = make(fake, max_queue=3)
-        fake.hold()
-        b.submit([0], soon())
-        await fake.busy()
+        b = await occupied(fake, max_queue=3)
         ok = b.submit([1, 2], soon())
         with pytest.raises(QueueFull):
             b.submit([3, 4], soon())  # all-or-nothing: 2 + 2 > 3
@@ -141,10 +144,7 @@ def test_queue_full_is_refused_at_admission() -> None:
 def test_deadline_in_queue_fails_promptly_and_is_never_computed() -> None:
     async def main() -> None:
         fake = FakeModel()
-        b = make(fake)
-        fake.hold()
-        b.submit([0], soon())
-        await fake.busy()
+        b = await occupied(fake)
         t0 = time.monotonic()
         late = b.submit([7], time.monotonic() + 0.1)
         with pytest.raises(DeadlineExceeded):
@@ -164,10 +164,7 @@ def test_deadline_in_queue_fails_promptly_and_is_never_computed() -> None:
 def test_cancelled_ticket_is_dropped_before_the_model() -> None:
     async def main() -> None:
         fake = FakeModel()
-        b = make(fake)
-        fake.hold()
-        b.submit([0], soon())
-        await fake.busy()
+        b = await occupied(fake)
         gone = b.submit([9], soon())
         b.cancel(gone)
         with pytest.raises(Cancelled):

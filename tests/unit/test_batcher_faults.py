@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from service.batcher import BatchFailed, Draining, OutputMismatch, WorkerUnavailable
-from tests.unit.test_batcher import FakeModel, make, soon
+from tests.unit.test_batcher import FakeModel, make, occupied, soon
 
 
 def test_exception_fails_the_whole_batch_and_the_worker_keeps_serving() -> None:
@@ -106,10 +106,7 @@ def test_stop_drains_queued_work_then_refuses() -> None:
 def test_stop_timeout_fails_what_is_still_queued() -> None:
     async def main() -> None:
         fake = FakeModel()
-        b = make(fake)
-        fake.hold()
-        b.submit([0], soon())
-        await fake.busy()
+        b = await occupied(fake)
         queued = b.submit([1], soon())
         await asyncio.to_thread(b.stop, 0.1)
         with pytest.raises(Draining):
