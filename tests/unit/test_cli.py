@@ -83,3 +83,20 @@ def test_export_torchscript_runs_without_the_package(tmp_path: Path) -> None:
     with torch.inference_mode():
         expected = net(batch)
     assert (torch.load(tmp_path / "out.pt") - expected).abs().max().item() <= 1e-4
+
+
+def test_export_onnx_runs_in_onnxruntime(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    ckpt, net = write_checkpoint(tmp_path / "tiny.pth.tar", "sanet_tiny", seed=6)
+    out = tmp_path / "tiny.onnx"
+    result = run(
+        "-m", "model", "export", "--weights", str(ckpt), "--format", "onnx", "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    batch = torch.stack([preprocess(COFFEE.read_bytes())] * 3)  # dynamic batch axis
+    (logits,) = session.run(None, {session.get_inputs()[0].name: batch.numpy()})
+    with torch.inference_mode():
+        expected = net(batch)
+    assert (torch.from_numpy(logits) - expected).abs().max().item() <= 1e-4
