@@ -60,7 +60,7 @@ def resolve_backend(backend: str, device: str) -> str:
 
 
 def prepare(net: nn.Module, fold: bool) -> nn.Module:
-    """Eval-mode copy-free view of ``net``: folded when asked and possible."""
+    """``net`` in eval mode, or its folded copy (DESIGN §2) when asked and possible."""
     net = net.eval()
     if fold and isinstance(net, SANet):
         return fold_model(net)
