@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from model.errors import UnknownModelError
-from model.folding import fold_model
+from model.folding import fold_model, use_fused_sa
+from model.fused import load_fused_sa
 from model.sanet import SANet
 
 BACKENDS = ("eager", "torchscript", "onnxruntime")
@@ -34,6 +35,7 @@ class CompiledModel:
     precision: str
     folded: bool
     num_classes: int
+    fused: bool = False  # SA through the fused CPU kernel (model/fused.py)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
@@ -82,12 +84,15 @@ def compile_model(
     threads: int | None = None,
     cache_dir: str | Path | None = None,
     cache_key: str | None = None,
+    fused: bool | None = None,
 ) -> CompiledModel:
     """Compile ``net`` for inference on ``device`` with ``backend``.
 
     ``threads`` bounds the intra-op threads of the onnxruntime session (torch backends use
     the process-wide ``torch.set_num_threads``). ``cache_dir`` + ``cache_key`` (e.g. the
-    checkpoint sha256) let the onnxruntime backend reuse an earlier export.
+    checkpoint sha256) let the onnxruntime backend reuse an earlier export. ``fused``
+    (default: when it builds) runs folded SA through the fused CPU kernel on the torch
+    backends.
     """
     device = resolve_device(device)
     backend = resolve_backend(backend, device)
@@ -97,6 +102,11 @@ def compile_model(
         raise UnknownModelError("reduced precision is for cuda; use fp32 on cpu")
     num_classes = _num_classes(net)
     module = prepare(net, fold)
+    use_fused = False
+    if fold and device == "cpu" and backend != "onnxruntime" and fused is not False:
+        use_fused = load_fused_sa() and use_fused_sa(module) > 0
+        if fused and not use_fused:
+            raise UnknownModelError("the fused SA kernel could not be built on this machine")
     run: Callable[[torch.Tensor], torch.Tensor]
     if device == "cuda":
         from model.cuda import compile_cuda
@@ -110,7 +120,7 @@ def compile_model(
         run = script_module(module)
     else:
         run = module
-    return CompiledModel(run, backend, device, precision, fold, num_classes)
+    return CompiledModel(run, backend, device, precision, fold, num_classes, use_fused)
 
 
 def _num_classes(net: nn.Module) -> int:

@@ -78,6 +78,9 @@ class FoldedShuffleAttention(nn.Module):
         return a, self.beta + mean * (self.cw - a)
 
     def forward(self, y: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+        return self.unfused(y, identity)
+
+    def unfused(self, y: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
         """``relu(identity + y * sigmoid(a*y + b))``, in place on fresh intermediates.
 
         ``identity`` is always a tensor made inside the network (the previous block's
@@ -87,6 +90,43 @@ class FoldedShuffleAttention(nn.Module):
         a, b = self.affine(y)
         gate = torch.addcmul(b.to(y.dtype), a.to(y.dtype), y).sigmoid_()
         return identity.addcmul_(y, gate).relu_()
+
+
+class FusedShuffleAttention(FoldedShuffleAttention):
+    """Folded SA through the fused CPU kernel (``model/fused.py``) where it applies.
+
+    Only build it after ``load_fused_sa()`` returned True: the forward names the op.
+    """
+
+    @classmethod
+    def from_folded(cls, sa: FoldedShuffleAttention) -> "FusedShuffleAttention":
+        fused = cls.__new__(cls)
+        nn.Module.__init__(fused)
+        for name in ("alpha", "beta", "cw"):
+            fused.register_buffer(name, getattr(sa, name))
+        fused.eps = sa.eps
+        return fused
+
+    def forward(self, y: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+        if (
+            y.device.type == "cpu"
+            and y.dtype == torch.float32
+            and identity.dtype == torch.float32
+            and y.is_contiguous()
+            and identity.is_contiguous()
+        ):
+            return torch.ops.sanet.sa_fused(identity, y, self.alpha, self.beta, self.cw, self.eps)
+        return self.unfused(y, identity)
+
+
+def use_fused_sa(module: nn.Module) -> int:
+    """Switch every folded SA in ``module`` to the fused kernel; the number switched."""
+    count = 0
+    for block in module.modules():
+        if isinstance(block, FoldedBottleneck) and type(block.sa) is FoldedShuffleAttention:
+            block.sa = FusedShuffleAttention.from_folded(block.sa)
+            count += 1
+    return count
 
 
 class FoldedBottleneck(nn.Module):

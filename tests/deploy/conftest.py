@@ -5,31 +5,18 @@ kubernetes-validate). Outside CI a missing tool skips the test; in CI (CI=true) 
 because `.ci/run` is meant to have installed every one of them.
 """
 
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.helpers import skip_or_fail
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 PROM_DIR = DEPLOY / "prometheus"
 GRAFANA_DIR = DEPLOY / "grafana"
 K8S_DIR = DEPLOY / "k8s"
-
-
-def in_ci() -> bool:
-    """True when running under CI (CI=true), where missing tools are failures."""
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
-def skip_or_fail(reason: str) -> None:
-    """Skip the current test, or fail it when running in CI."""
-    if in_ci():
-        pytest.fail(f"{reason} (CI=true: deploy tools must be installed by .ci/run)")
-    pytest.skip(reason)
 
 
 def require_tool(name: str) -> str:

@@ -8,7 +8,8 @@ import torch
 from model import compile_model, fold_model
 from model.errors import UnknownModelError
 from model.folding import FoldedSANet
-from tests.helpers import random_net
+from model.fused import load_fused_sa
+from tests.helpers import random_net, skip_or_fail
 
 ATOL = 1e-4
 
@@ -83,3 +84,39 @@ def test_auto_and_bad_names(tiny: torch.nn.Module) -> None:
         compile_model(tiny, "torchscript", precision="fp8")
     with pytest.raises(UnknownModelError):
         compile_model(tiny, "torchscript", precision="fp16", device="cpu")
+
+
+@pytest.mark.parametrize("backend", ["eager", "torchscript"])
+def test_unfused_folded_parity(tiny: torch.nn.Module, batch: torch.Tensor, backend: str) -> None:
+    compiled = compile_model(tiny, backend, fused=False)
+    assert not compiled.fused
+    assert (compiled(batch) - _eager(tiny, batch)).abs().max().item() <= ATOL
+
+
+def test_fused_kernel_parity_sanet50(batch: torch.Tensor) -> None:
+    if not load_fused_sa():
+        skip_or_fail("the fused SA kernel did not build (C++ compiler and ninja needed)")
+    net = random_net("sanet50", seed=9)
+    compiled = compile_model(net, "torchscript", fused=True)
+    assert compiled.fused
+    diff = (compiled(batch[:2]) - _eager(net, batch[:2])).abs().max().item()
+    assert diff <= ATOL
+    # the kernel falls back to the unfused ops for inputs it does not take
+    from model.folding import FoldedShuffleAttention, FusedShuffleAttention
+    from model.sa_layer import ShuffleAttention
+
+    sa = ShuffleAttention(64, groups=4)
+    with torch.no_grad():
+        for p in sa.parameters():
+            p.uniform_(-1.5, 1.5)
+    plain = FoldedShuffleAttention(sa, 64)
+    fused = FusedShuffleAttention.from_folded(plain)
+    y = torch.randn(2, 64, 9, 9).contiguous(memory_format=torch.channels_last)
+    identity = torch.randn(2, 64, 9, 9)
+    torch.testing.assert_close(fused(y, identity.clone()), plain(y, identity.clone()))
+    torch.testing.assert_close(
+        fused(y.contiguous(), identity.clone()),
+        plain(y.contiguous(), identity.clone()),
+        atol=1e-5,
+        rtol=1e-5,
+    )
