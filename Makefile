@@ -42,7 +42,7 @@ LOAD_ARGS ?= --images samples/coffee.jpg --concurrency 1 4 16 --rate 5 10 15 20 
 	--config torchscript:SANET_BACKEND=torchscript --config onnxruntime:SANET_BACKEND=onnxruntime
 
 bench: venv
-	$(BIN)/python -m bench.model_speed
+	$(BIN)/python -m bench.model_speed --rounds 20
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.load $(LOAD_ARGS)
 

@@ -153,6 +153,7 @@ class ModelRuntime:
             "device": self.device,
             "precision": self.precision,
             "backend": self.backend,
+            "fused_sa": bool(getattr(self.compiled, "fused", False)),
             "batching": {
                 "max_batch_size": s.max_batch_size,
                 "max_delay_ms": s.max_delay_ms,

@@ -45,6 +45,7 @@ class ModelInfo(BaseModel):
     device: str
     precision: str
     backend: str
+    fused_sa: bool = Field(description="SA runs in the fused CPU kernel (model/fused.py)")
     batching: BatchingInfo
     input_size: list[int]
 

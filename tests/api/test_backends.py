@@ -25,7 +25,7 @@ def test_auto_backend_is_onnxruntime_and_matches_torchscript(
     expected = [_probabilities(api, p) for p in photos]
     with serve(backend="auto", cache_dir=tmp_path) as running:
         (info,) = running.client.get("/v1/models").json()["models"]
-        assert info["backend"] == "onnxruntime"
+        assert info["backend"] == "onnxruntime" and info["fused_sa"] is False
         for photo, want in zip(photos, expected, strict=True):
             got = _probabilities(running, photo)
             assert max(abs(a - b) for a, b in zip(got, want, strict=True)) <= 1e-4

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from model.fused import load_fused_sa
 from tests.api.conftest import ARCH, Running, image_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,6 +96,7 @@ def test_models_endpoint_reports_the_checkpoint(api: Running, checkpoint: Path) 
     assert info["weights"]["source"] == "checkpoint"
     assert info["weights"]["sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     assert info["backend"] == "torchscript" and info["device"] == "cpu"
+    assert info["fused_sa"] is load_fused_sa()  # the kernel serves when it builds here
     assert info["precision"] == "fp32"
     assert info["parameters"] > 0 and info["num_classes"] == 1000
     assert info["batching"] == {"max_batch_size": 4, "max_delay_ms": 2.0, "max_queue": 64}
