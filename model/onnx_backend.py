@@ -110,6 +110,9 @@ def compile_onnxruntime(
         else:
             log.info("onnxruntime: exporting to %s", path)
             export_onnx(module, path)
+            for stale in path.parent.glob(f"{cache_key}-v*.onnx"):  # older export versions
+                if stale != path:
+                    stale.unlink(missing_ok=True)
         return OrtRunner(path, threads)
     with tempfile.TemporaryDirectory(prefix="sanet-onnx-") as tmp:
         path = export_onnx(module, Path(tmp) / "model.onnx")

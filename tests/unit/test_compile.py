@@ -67,8 +67,9 @@ def test_torchscript_is_frozen_script(tiny: torch.nn.Module) -> None:
 
 
 def test_onnx_export_cache_reused(tiny: torch.nn.Module, batch: torch.Tensor, tmp_path) -> None:
+    (tmp_path / "abc-v0.onnx").write_bytes(b"an export of an older version")
     first = compile_model(tiny, "onnxruntime", cache_dir=tmp_path, cache_key="abc")
-    files = list(tmp_path.glob("abc-*.onnx"))
+    files = list(tmp_path.glob("abc-*.onnx"))  # the stale version is gone
     assert len(files) == 1
     stamp = files[0].stat().st_mtime_ns
     second = compile_model(tiny, "onnxruntime", cache_dir=tmp_path, cache_key="abc")
