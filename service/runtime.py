@@ -70,7 +70,7 @@ class ModelRuntime:
             cache_dir=str(s.cache_dir) if s.cache_dir else None,
             cache_key=self._cache_key(),
         )
-        self.num_classes = _num_outputs(self.compiled)
+        self.num_classes = self.compiled.num_classes
         self.labels = _labels(self.num_classes)
         log.info(
             "model %s: %s, %d parameters, backend=%s device=%s precision=%s (%.1fs)",
@@ -171,11 +171,6 @@ class ModelRuntime:
             precision=self.precision,
             backend=self.backend,
         ).set(1)
-
-
-def _num_outputs(compiled: Any) -> int:
-    with torch.inference_mode():
-        return int(compiled(torch.zeros((1, *INPUT_SHAPE))).shape[1])
 
 
 def _labels(num_classes: int) -> tuple[str, ...]:

@@ -8,7 +8,6 @@ different probability vectors (a random-init net answers nearly the same for eve
 from __future__ import annotations
 
 import io
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,11 +20,13 @@ import pytest
 import torch
 import uvicorn
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 import model
 from service.app import create_app
 from service.config import Settings
 from service.lifecycle import Lifecycle
+from tests.net import free_port
 
 ARCH = "sanet_tiny"
 BASE_SETTINGS: dict[str, Any] = {
@@ -43,16 +44,12 @@ BASE_SETTINGS: dict[str, Any] = {
 
 
 def write_checkpoint(path: Path, seed: int = 0) -> Path:
-    """torch.save in the authors' layout: DataParallel ``module.`` keys and training extras."""
+    """The tiny network in the authors' layout, its fc scaled to separate the test photos."""
     torch.manual_seed(seed)
     net = model.create_model(ARCH)
     with torch.no_grad():
-        net.fc.weight.mul_(60.0)  # separate the test photos
-    state = {f"module.{k}": v for k, v in net.state_dict().items()}
-    torch.save(
-        {"epoch": 90, "arch": ARCH, "state_dict": state, "best_acc": 77.5, "optimizer": {}}, path
-    )
-    return path
+        net.fc.weight.mul_(60.0)
+    return model.save_authors_checkpoint(net, path, ARCH)
 
 
 def image_bytes(i: int, fmt: str = "JPEG", size: tuple[int, int] = (96, 80)) -> bytes:
@@ -70,12 +67,6 @@ def image_bytes(i: int, fmt: str = "JPEG", size: tuple[int, int] = (96, 80)) -> 
     buf = io.BytesIO()
     img.save(buf, fmt)
     return buf.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Running:
@@ -125,15 +116,12 @@ class Running:
 
     def metric(self, name: str, **labels: str) -> float:
         """One sample of /metrics (0.0 when absent)."""
-        text = self.client.get("/metrics").text
-        for line in text.splitlines():
-            if line.startswith("#") or not line.startswith(name):
-                continue
-            head, _, value = line.rpartition(" ")
-            metric, _, rest = head.partition("{")
-            got = dict(p.split("=", 1) for p in rest.rstrip("}").split(",") if p)
-            if metric == name and all(got.get(k) == f'"{v}"' for k, v in labels.items()):
-                return float(value)
+        for family in text_string_to_metric_families(self.client.get("/metrics").text):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    return float(sample.value)
         return 0.0
 
 

@@ -3,7 +3,6 @@
 Every wait is a bounded poll; every process started here is stopped by `stop()`.
 """
 
-import socket
 import subprocess
 import sys
 import time
@@ -14,13 +13,6 @@ from typing import TypeVar
 import httpx
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def poll(probe: Callable[[], T | None], timeout: float, what: str, every: float = 0.25) -> T:

@@ -16,8 +16,10 @@ import httpx
 import pytest
 import yaml
 
+from tests.net import free_port
+
 from .conftest import GRAFANA_DIR, K8S_DIR, PROM_DIR, REPO, require_tool
-from .live import PromClient, free_port, poll, service_command, start, status_of, stop, tail
+from .live import PromClient, poll, service_command, start, status_of, stop, tail
 
 pytestmark = pytest.mark.deploy
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import free_port
+from tests.net import free_port
 
 BIN = Path(sys.executable).with_name("sanet-serve")
 

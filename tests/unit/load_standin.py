@@ -14,7 +14,6 @@ import asyncio
 import base64
 import json
 import os
-import socket
 import threading
 import time
 from collections import Counter
@@ -25,6 +24,8 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+from tests.net import free_port
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 
@@ -97,9 +98,7 @@ def make_app(state: StandIn) -> FastAPI:
 @contextmanager
 def serving(state: StandIn) -> Iterator[str]:
     """The stand-in under uvicorn on a free 127.0.0.1 port, in a background thread."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     config = uvicorn.Config(make_app(state), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import socket
 import sys
 import time
 from collections import Counter
@@ -17,6 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from bench import load, plot
+from tests.net import free_port
 from tests.unit.load_standin import StandIn, serving
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,9 +122,7 @@ def test_closed_loop_stops_at_the_count_and_tallies_transport_errors() -> None:
             lambda c: load.closed_loop(load.Sender(c, f"{url}/classify", bodies, 5), 3, 30, 7)
         )
     assert tally.sent == 7 and tally.ok_images == 21 and state.images["base64"] == 21
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/classify"
+    dead = f"http://127.0.0.1:{free_port()}/classify"  # a port nothing listens on
     tally = run_loop(lambda c: load.closed_loop(load.Sender(c, dead, bodies, 5), 1, 30, 3))
     assert tally.outcomes == Counter({"ConnectError": 3}) and not tally.latencies_ms
 
