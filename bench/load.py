@@ -37,7 +37,8 @@ import httpx
 from bench import plot as report
 from bench.common import RESULTS
 from bench.plot import Tally
-from bench.server import default_server_cmd, parse_config, setting, spawned
+from bench.server import parse_config, setting, spawned
+from tests.support.servers import sanet_serve_command
 
 log = logging.getLogger("bench.load")
 
@@ -263,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.url:
         runs += run_async(measure(args.url, args.label, args, bodies))
     else:
-        cmd = shlex.split(args.server_cmd) if args.server_cmd else default_server_cmd()
+        cmd = shlex.split(args.server_cmd) if args.server_cmd else sanet_serve_command()
         common = dict(map(setting, args.server_env))  # one K=V each: values may hold commas
         for label, env in map(parse_config, args.config or ["default"]):
             with spawned(

@@ -22,13 +22,17 @@ import torch
 from bench.common import machine, markdown_table, median, percentile, write_json
 from model import compile_model, create_model, preprocess
 from model.compile import CompiledModel
+from model.postprocess import Prediction, labels_for, probabilities, top_k
 
 log = logging.getLogger("bench.pipeline")
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
-def classify(model: CompiledModel, batch: torch.Tensor, k: int = 5) -> torch.return_types.topk:
-    return torch.topk(torch.softmax(model(batch), dim=1), k)
+def classify(model: CompiledModel, batch: torch.Tensor, k: int = 5) -> list[list[Prediction]]:
+    """What the service does after the batch: softmax, top-k, class names (model.postprocess)."""
+    probs = probabilities(model(batch))
+    labels = labels_for(probs.shape[-1])
+    return [top_k(row, k, labels) for row in probs]
 
 
 def single_latency(model: CompiledModel, photos: list[bytes], n: int) -> list[float]:

@@ -3,7 +3,7 @@
 Plain PyTorch; never imports the web layer.
 """
 
-from model.checkpoint import CheckpointInfo, load_checkpoint, save_authors_checkpoint
+from model.checkpoint import CheckpointInfo, load_checkpoint
 from model.compile import BACKENDS, CompiledModel, compile_model, resolve_backend, resolve_device
 from model.errors import (
     ArchMismatchError,
@@ -20,6 +20,7 @@ from model.errors import (
 )
 from model.folding import fold_model
 from model.labels import IMAGENET_CLASSES
+from model.postprocess import Prediction, labels_for, probabilities, top_k
 from model.preprocess import preprocess
 from model.sa_layer import ShuffleAttention
 from model.sanet import (
@@ -46,6 +47,7 @@ __all__ = [
     "ImageTooLargeError",
     "ModelError",
     "NotACheckpointError",
+    "Prediction",
     "SANet",
     "ShapeMismatchError",
     "ShuffleAttention",
@@ -56,13 +58,15 @@ __all__ = [
     "count_parameters",
     "create_model",
     "fold_model",
+    "labels_for",
     "list_models",
     "load_checkpoint",
     "preprocess",
+    "probabilities",
     "resolve_backend",
     "resolve_device",
     "sanet50",
     "sanet101",
     "sanet152",
-    "save_authors_checkpoint",
+    "top_k",
 ]

@@ -193,20 +193,3 @@ def _number(value: Any, kind: type) -> Any:
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         value = value.item()
     return kind(value) if isinstance(value, int | float) else None
-
-
-def save_authors_checkpoint(net: nn.Module, path: str | Path, arch: str, epoch: int = 100) -> Path:
-    """Write ``net`` in the authors' released layout (DataParallel ``module.`` keys)."""
-    path = Path(path)
-    state = {f"module.{k}": v.detach().clone() for k, v in net.state_dict().items()}
-    torch.save(
-        {
-            "epoch": epoch,
-            "arch": arch,
-            "state_dict": state,
-            "best_acc": torch.tensor(77.88),
-            "optimizer": {"state": {}, "param_groups": [{"lr": 0.1, "momentum": 0.9}]},
-        },
-        path,
-    )
-    return path

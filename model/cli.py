@@ -11,7 +11,7 @@ import torch
 
 from model.checkpoint import load_checkpoint
 from model.compile import BACKENDS, compile_model, prepare, script_module
-from model.labels import IMAGENET_CLASSES
+from model.postprocess import labels_for, probabilities, top_k
 from model.preprocess import preprocess
 from model.sanet import arch_spec, count_parameters, create_model, list_models
 
@@ -45,12 +45,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     compiled = compile_model(net, args.backend)
     for image in args.images:
         batch = preprocess(Path(image).read_bytes()).unsqueeze(0)
-        probs = torch.softmax(compiled(batch), dim=1)[0]
-        top = torch.topk(probs, args.top_k)
+        probs = probabilities(compiled(batch))[0]
         print(image)
-        for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True):
-            label = IMAGENET_CLASSES[i] if len(probs) == len(IMAGENET_CLASSES) else str(i)
-            print(f"  {p:7.2%}  {i:4d}  {label}")
+        for pred in top_k(probs, args.top_k, labels_for(probs.numel())):
+            print(f"  {pred.probability:7.2%}  {pred.class_index:4d}  {pred.label}")
     return 0
 
 

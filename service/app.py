@@ -8,9 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service.config import Settings
-from service.errors import install_error_handlers
+from service.error_handler import install_error_handlers
 from service.lifecycle import Lifecycle
-from service.metrics import Metrics, RequestMetricsMiddleware
+from service.metrics import Metrics, RequestMetricsMiddleware, query_model
 from service.routes import router
 
 
@@ -39,5 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.api_keys = [k.encode() for k in settings.api_key_values()]
     install_error_handlers(app)
     app.include_router(router)
-    app.add_middleware(RequestMetricsMiddleware, metrics=metrics, tracker=lifecycle.inflight)
+    served = {m.name for m in settings.models}
+    model_of = query_model(settings.default_model, served)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics, model_of=model_of)
     return app

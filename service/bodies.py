@@ -10,7 +10,7 @@ from typing import Any
 from python_multipart import MultipartParser
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from service import errors
 
@@ -45,10 +45,13 @@ async def read_body(request: Request, limit: int) -> bytes:
         if int(declared) > limit:
             raise errors.BodyTooLarge(f"the body is larger than {limit} bytes")
     buf = bytearray()
-    async for chunk in request.stream():
-        buf += chunk
-        if len(buf) > limit:
-            raise errors.BodyTooLarge(f"the body is larger than {limit} bytes")
+    try:
+        async for chunk in request.stream():
+            buf += chunk
+            if len(buf) > limit:
+                raise errors.BodyTooLarge(f"the body is larger than {limit} bytes")
+    except ClientDisconnect as exc:
+        raise errors.ClientClosed() from exc
     return bytes(buf)
 
 

@@ -7,6 +7,7 @@ Built by the CLI (flags override the environment) or by tests, then passed to
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -14,28 +15,55 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+import model
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One entry of ``SANET_MODELS``: ``arch`` or ``arch=checkpoint-path``."""
+    """One entry of ``SANET_MODELS``: ``name=arch:checkpoint``, ``name=arch``, or the short
+    forms ``arch=checkpoint`` and ``arch`` (named after their architecture).
+
+    The name is what clients ask for (``?model=``), what /v1/models and the metrics show, so
+    two checkpoints of one architecture can be served side by side.
+    """
 
     arch: str
     checkpoint: Path | None = None
+    name: str = ""
 
-    @property
-    def name(self) -> str:
-        return self.arch
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", self.arch)
+        if not _NAME.fullmatch(self.name):
+            raise ValueError(f"bad model name {self.name!r}: use letters, digits, '.', '_', '-'")
 
     @classmethod
     def parse(cls, entry: str) -> ModelSpec:
-        arch, sep, path = entry.strip().partition("=")
-        arch, path = arch.strip(), path.strip()
-        if not arch or (sep and not path):
-            raise ValueError(f"bad model entry {entry!r}: expected 'arch' or 'arch=path'")
-        return cls(arch=arch, checkpoint=Path(path).expanduser() if path else None)
+        left, sep, right = (part.strip() for part in entry.strip().partition("="))
+        if not left or (sep and not right):
+            raise ValueError(
+                f"bad model entry {entry!r}: expected 'name=arch:path', 'arch=path' or 'arch'"
+            )
+        if not sep:
+            return cls(arch=left)
+        arch, colon, path = (part.strip() for part in right.partition(":"))
+        if arch in model.list_models():  # name=arch[:path]
+            if colon and not path:
+                raise ValueError(f"bad model entry {entry!r}: empty checkpoint path")
+            return cls(arch=arch, checkpoint=_path(path), name=left)
+        return cls(arch=left, checkpoint=_path(right))  # arch=path
 
     def __str__(self) -> str:
-        return f"{self.arch}={self.checkpoint}" if self.checkpoint else self.arch
+        target = f"{self.arch}:{self.checkpoint}" if self.checkpoint else self.arch
+        if self.name == self.arch:
+            return f"{self.arch}={self.checkpoint}" if self.checkpoint else self.arch
+        return f"{self.name}={target}"
+
+
+def _path(text: str) -> Path | None:
+    return Path(text).expanduser() if text else None
 
 
 def _split_commas(value: Any) -> Any:
@@ -60,7 +88,8 @@ class Settings(BaseSettings):
 
     models: Annotated[list[ModelSpec], NoDecode] = Field(
         default_factory=lambda: [ModelSpec("sanet50")],
-        description="Comma list of 'arch' or 'arch=checkpoint-path'; the first is the default.",
+        description="Comma list of 'name=arch:checkpoint' (or 'arch=checkpoint', 'arch'); "
+        "the first is the default.",
     )
     host: str = Field(default="127.0.0.1", description="Interface to bind (0.0.0.0 in containers).")
     port: int = Field(default=8000, ge=1, le=65535, description="TCP port.")

@@ -1,10 +1,10 @@
-"""Prometheus metrics on an app-owned registry (names: DESIGN §3; dashboards rely on them)."""
+"""Prometheus metrics on an app-owned registry (names: README "Metrics"; dashboards use them)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol
+from urllib.parse import parse_qs
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -37,8 +37,9 @@ LATENCY_BUCKETS = (
 )
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256, 512)
 
-#: model label of requests that never resolved to a served model (unknown name, bad auth...)
+#: model label of requests that never resolved to a served model (unknown name)
 NO_MODEL = "none"
+REJECT_REASONS = ("queue_full", "deadline", "draining", "disconnected")
 
 
 class Metrics:
@@ -100,7 +101,7 @@ class Metrics:
             registry=r,
         )
         self.inflight = Gauge(
-            "sanet_inflight_requests", "Classify requests being served.", registry=r
+            "sanet_inflight_requests", "Requests admitted and not yet answered.", registry=r
         )
         self.rejected = Counter(
             "sanet_rejected_total", "Requests shed, by reason.", ["model", "reason"], registry=r
@@ -112,12 +113,15 @@ class Metrics:
             registry=r,
         )
 
-    def watch_queue(self, model: str, depth: Callable[[], int], max_queue: int) -> None:
-        """Sample a batcher's queue at scrape time (no bookkeeping on the hot path)."""
+    def watch_model(self, model: str, depth: Callable[[], int], max_queue: int) -> None:
+        """Sample a model's queue at scrape time (no bookkeeping on the hot path)."""
         self.queue_depth.labels(model=model).set_function(lambda: float(depth()))
         self.queue_saturation.labels(model=model).set_function(lambda: depth() / max_queue)
-        for reason in ("queue_full", "deadline", "draining", "disconnected"):
+        for reason in REJECT_REASONS:
             self.rejected.labels(model=model, reason=reason)  # export zeros from the start
+
+    def publish_model(self, model: str, labels: dict[str, str]) -> None:
+        self.model_info.labels(model=model, **labels).set(1)
 
     def observe_batch(self, model: str, size: int, seconds: float) -> None:
         self.batch_size.labels(model=model).observe(size)
@@ -128,24 +132,22 @@ class Metrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
-class Tracker(Protocol):
-    def enter(self) -> None: ...
-    def exit(self) -> None: ...
+ModelOf = Callable[[Scope], str]
 
 
 class RequestMetricsMiddleware:
-    """Counts every /classify answer by status, whichever layer produced it (auth, 4xx, 5xx).
+    """Counts every /classify answer by model and status, whichever layer produced it.
 
-    Pure ASGI, so it neither buffers bodies nor hides client disconnects. The route stores the
-    resolved model name in ``request.state.model_label``.
+    Pure ASGI, so it neither buffers bodies nor hides client disconnects. ``model_of`` names
+    the served model a request asked for (``NO_MODEL`` when it names none that is served).
     """
 
     def __init__(
-        self, app: ASGIApp, metrics: Metrics, tracker: Tracker, path: str = "/classify"
+        self, app: ASGIApp, metrics: Metrics, model_of: ModelOf, path: str = "/classify"
     ) -> None:
         self.app = app
         self.metrics = metrics
-        self.tracker = tracker
+        self.model_of = model_of
         self.path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -161,15 +163,22 @@ class RequestMetricsMiddleware:
                 status = message["status"]
             await send(message)
 
-        self.metrics.inflight.inc()
-        self.tracker.enter()
         try:
             await self.app(scope, receive, send_status)
         finally:
-            self.tracker.exit()
-            self.metrics.inflight.dec()
-            label = scope.get("state", {}).get("model_label") or NO_MODEL
+            label = self.model_of(scope)
             self.metrics.requests.labels(model=label, status=str(status)).inc()
             if label != NO_MODEL:
                 elapsed = time.perf_counter() - start
                 self.metrics.request_duration.labels(model=label).observe(elapsed)
+
+
+def query_model(default: str, served: set[str]) -> ModelOf:
+    """``model_of`` for /classify: the ``model`` query parameter, else the default."""
+
+    def model_of(scope: Scope) -> str:
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        name = (query.get("model") or [""])[-1] or default
+        return name if name in served else NO_MODEL
+
+    return model_of

@@ -1,4 +1,4 @@
-"""Response bodies of the HTTP API (DESIGN §3)."""
+"""Response bodies of the HTTP API (README "The HTTP API")."""
 
 from __future__ import annotations
 

@@ -1,9 +1,26 @@
-"""Test-wide settings: the thread count the benchmarks and the service use."""
+"""Test-wide settings: the thread count the benchmarks and the service use, and the tier
+markers. Each tier is a directory; every test in it carries the tier's marker, so
+``pytest -m unit`` (or api, lifecycle, deploy, cuda) selects one tier.
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import pytest
 import torch
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+TESTS = Path(__file__).resolve().parent
+TIERS = frozenset({"unit", "api", "lifecycle", "deploy", "cuda"})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with the tier of its directory (before ``-m`` deselects)."""
+    for item in items:
+        parts = item.path.resolve().relative_to(TESTS).parts
+        if len(parts) > 1 and parts[0] in TIERS:
+            item.add_marker(parts[0])

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import Running, image_bytes
+from tests.support.app import Running
+from tests.support.images import image_bytes
 
 KEYS = "k-one,k-two"
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from model.fused import load_fused_sa
-from tests.api.conftest import ARCH, Running, image_bytes
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.app import ARCH, Running
+from tests.support.images import image_bytes
+from tests.support.paths import SAMPLES
 
 
 def _probs(answer: dict[str, Any]) -> list[float]:
@@ -22,7 +22,7 @@ def _probs(answer: dict[str, Any]) -> list[float]:
 def test_raw_jpeg_body(api: Running) -> None:
     r = api.client.post(
         "/classify",
-        content=(ROOT / "samples/coffee.jpg").read_bytes(),
+        content=(SAMPLES / "coffee.jpg").read_bytes(),
         headers={"Content-Type": "image/jpeg"},
     )
     assert r.status_code == 200, r.text
@@ -106,12 +106,3 @@ def test_models_endpoint_reports_the_checkpoint(api: Running, checkpoint: Path) 
 def test_health_and_readiness(api: Running) -> None:
     assert api.client.get("/healthz").json() == {"status": "alive"}
     assert api.client.get("/readyz").json() == {"status": "ready"}
-
-
-def test_request_timeout_header_is_accepted(api: Running) -> None:
-    r = api.client.post(
-        "/classify",
-        content=image_bytes(2),
-        headers={"Content-Type": "image/jpeg", "X-Request-Timeout-Ms": "5000"},
-    )
-    assert r.status_code == 200

@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import torch
 
-from tests.api.conftest import Running, image_bytes
+from tests.support.app import Running
+from tests.support.images import image_bytes
 
 N_IMAGES = 24
 

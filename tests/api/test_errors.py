@@ -11,7 +11,8 @@ import time
 import pytest
 from PIL import Image
 
-from tests.api.conftest import Running, image_bytes
+from tests.support.app import Running
+from tests.support.images import image_bytes
 
 JPEG = {"Content-Type": "image/jpeg"}
 

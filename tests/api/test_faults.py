@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from tests.api.conftest import ARCH, image_bytes
+from tests.support.app import ARCH
+from tests.support.images import image_bytes
 
 JPEG = {"Content-Type": "image/jpeg"}
 
@@ -30,22 +31,22 @@ def test_failing_batch_is_500_without_internals_and_service_recovers(
     serve: Callable[..., Any],
 ) -> None:
     with serve() as running:
-        runtime = running.life.runtimes[ARCH]
-        good = runtime.compiled
-        runtime.compiled = Boom()
+        served = running.served(ARCH)
+        good = served.engine
+        served.engine = Boom()
         r = running.client.post("/classify", content=image_bytes(0), headers=JPEG)
         assert r.status_code == 500
         assert r.json() == {"error": {"code": "inference_failed", "message": "inference failed"}}
         assert "secret" not in r.text and "CUDA" not in r.text
         assert running.client.get("/readyz").status_code == 200
-        runtime.compiled = good
+        served.engine = good
         r = running.client.post("/classify", content=image_bytes(0), headers=JPEG)
         assert r.status_code == 200
 
 
 def test_dead_worker_turns_readiness_off(serve: Callable[..., Any]) -> None:
     with serve() as running:
-        running.life.runtimes[ARCH].compiled = Die()
+        running.served(ARCH).engine = Die()
         r = running.client.post("/classify", content=image_bytes(0), headers=JPEG)
         assert r.status_code == 500
         assert r.json()["error"]["code"] == "inference_failed"

@@ -6,7 +6,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from tests.api.conftest import ARCH, image_bytes
+from tests.support.app import ARCH
+from tests.support.images import image_bytes
 
 JPEG = {"Content-Type": "image/jpeg"}
 DESIGN_NAMES = {

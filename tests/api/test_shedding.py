@@ -1,4 +1,5 @@
-"""Shedding with the inference worker held inside a batch: queue full, deadline, disconnect."""
+"""Shedding with the inference worker held inside a batch: queue full, deadline, disconnect,
+and the X-Request-Timeout-Ms header setting each request's deadline."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import ARCH, Gate, Running, gate, image_bytes
+from tests.support.app import ARCH, Gate, Running, gate
+from tests.support.images import image_bytes
+from tests.support.waiting import poll
 
 JPEG = {"Content-Type": "image/jpeg"}
+PATIENT = {"X-Request-Timeout-Ms": "60000"}
 
 
 @pytest.fixture(scope="module")
@@ -27,28 +31,31 @@ def _post(url: str, headers: dict[str, str] | None = None) -> httpx.Response:
         return client.post("/classify", content=image_bytes(0), headers={**JPEG, **(headers or {})})
 
 
-def _wait_for(cond: Callable[[], bool], timeout: float = 10) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < end, "condition not reached"
-        time.sleep(0.01)
+def _depth(running: Running) -> int:
+    depth: int = running.served(ARCH).depth
+    return depth
 
 
-def _block_worker(running: Running, g: Gate, pool: ThreadPoolExecutor) -> Future[httpx.Response]:
+def _wait_depth(running: Running, n: int) -> None:
+    poll(lambda: _depth(running) == n, 10, f"{n} images queued")
+
+
+def _block_worker(
+    running: Running, g: Gate, pool: ThreadPoolExecutor, headers: dict[str, str] | None = None
+) -> Future[httpx.Response]:
     g.hold()
-    first = pool.submit(_post, running.url)
+    first = pool.submit(_post, running.url, headers)
     assert g.entered.wait(10)
     return first
 
 
 def test_queue_full_is_503_with_retry_after(held: tuple[Running, Gate]) -> None:
     running, g = held
-    batcher = running.life.batchers[ARCH]
     before = running.metric("sanet_rejected_total", model=ARCH, reason="queue_full")
     with ThreadPoolExecutor(8) as pool:
         first = _block_worker(running, g, pool)
         queued = [pool.submit(_post, running.url) for _ in range(4)]
-        _wait_for(lambda: batcher.depth == 4)
+        _wait_depth(running, 4)
         r = _post(running.url)
         assert r.status_code == 503
         assert r.json()["error"]["code"] == "queue_full"
@@ -62,6 +69,7 @@ def test_queue_full_is_503_with_retry_after(held: tuple[Running, Gate]) -> None:
 
 def test_deadline_passed_in_queue_is_504_and_never_computed(held: tuple[Running, Gate]) -> None:
     running, g = held
+    assert running.settings.timeout_ms >= 10_000  # so a 504 within 5 s is the header's doing
     with ThreadPoolExecutor(4) as pool:
         first = _block_worker(running, g, pool)
         seen = len(g.batches)
@@ -72,14 +80,30 @@ def test_deadline_passed_in_queue_is_504_and_never_computed(held: tuple[Running,
         assert time.monotonic() - t0 < 5  # answered while the worker is still busy
         g.open.set()
         assert first.result().status_code == 200
-    _wait_for(lambda: running.life.batchers[ARCH].depth == 0)
+    _wait_depth(running, 0)
     assert len(g.batches) == seen  # the expired request never reached the model
     assert running.metric("sanet_rejected_total", model=ARCH, reason="deadline") >= 1
 
 
+def test_timeout_header_outlives_a_short_default(serve: Callable[..., Any]) -> None:
+    """Same queue, same wait: the request without the header expires at the 300 ms default,
+    the one whose header allows 60 s is still waiting, and is served once the worker frees."""
+    with serve(timeout_ms=300, max_batch_size=2) as running, ThreadPoolExecutor(4) as pool:
+        g = gate(running)
+        first = _block_worker(running, g, pool, PATIENT)
+        patient = pool.submit(_post, running.url, PATIENT)
+        _wait_depth(running, 1)
+        r = _post(running.url)
+        assert r.status_code == 504, r.text
+        assert r.json()["error"]["code"] == "deadline_exceeded"
+        assert not patient.done() and _depth(running) == 1
+        g.open.set()
+        assert first.result().status_code == 200
+        assert patient.result().status_code == 200
+
+
 def test_disconnected_client_is_dropped_before_the_model(held: tuple[Running, Gate]) -> None:
     running, g = held
-    batcher = running.life.batchers[ARCH]
     before = running.metric("sanet_rejected_total", model=ARCH, reason="disconnected")
     with ThreadPoolExecutor(4) as pool:
         first = _block_worker(running, g, pool)
@@ -90,14 +114,16 @@ def test_disconnected_client_is_dropped_before_the_model(held: tuple[Running, Ga
             b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
             b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
         )
-        _wait_for(lambda: batcher.depth == 1)
+        _wait_depth(running, 1)
         sock.close()
-        _wait_for(lambda: batcher.depth == 0)
+        _wait_depth(running, 0)
         g.open.set()
         assert first.result().status_code == 200
     assert len(g.batches) == seen
-    _wait_for(
+    poll(
         lambda: (
             running.metric("sanet_rejected_total", model=ARCH, reason="disconnected") == before + 1
-        )
+        ),
+        10,
+        "the disconnect to be counted",
     )

@@ -10,12 +10,9 @@ import torch
 
 from model import compile_model
 from model.cuda import CudaRunner
-from tests.helpers import random_net
+from tests.support.checkpoints import random_net
 
-pytestmark = [
-    pytest.mark.cuda,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
-]
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,8 @@ import subprocess
 import pytest
 import yaml
 
-from .conftest import REPO, require_tool, run_tool
+from tests.support.paths import REPO
+from tests.support.tools import require_tool, run_tool
 
 
 @pytest.fixture(scope="module")

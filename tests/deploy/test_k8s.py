@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import K8S_DIR, PROM_DIR, require_tool, run_tool
+from tests.support.paths import K8S_DIR, PROM_DIR
+from tests.support.tools import require_tool, run_tool
 
 OVERLAYS = ("cpu", "gpu")
 CRD_GROUPS = ("monitoring.coreos.com/",)

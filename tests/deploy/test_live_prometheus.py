@@ -5,8 +5,8 @@ service stops. Tests run in file order and share one stack; the last one stops t
 """
 
 import concurrent.futures
+import contextlib
 import json
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,24 +16,48 @@ import httpx
 import pytest
 import yaml
 
-from tests.net import free_port
+from tests.support.paths import GRAFANA_DIR, K8S_DIR, PROM_DIR, SAMPLES
+from tests.support.ports import free_port
+from tests.support.servers import Spawned, sanet_serve_command
+from tests.support.tools import require_tool
+from tests.support.waiting import poll
 
-from .conftest import GRAFANA_DIR, K8S_DIR, PROM_DIR, REPO, require_tool
-from .live import PromClient, poll, service_command, start, status_of, stop, tail
-
-pytestmark = pytest.mark.deploy
-
-SAMPLES = sorted((REPO / "samples").glob("*.jpg"))
+PHOTOS = sorted(SAMPLES.glob("*.jpg"))
 DATA_TIMEOUT_S = 60
+SERVICE_ENV = {
+    "SANET_MODELS": "sanet_tiny",
+    "SANET_DEVICE": "cpu",
+    "SANET_MAX_DELAY_MS": "20",
+    "SANET_DRAIN_TIMEOUT_S": "2",
+}
+
+
+class PromClient:
+    """Minimal client of the Prometheus HTTP API (instant queries and alerts)."""
+
+    def __init__(self, base: str) -> None:
+        self.http = httpx.Client(base_url=base, timeout=5)
+
+    def query(self, expr: str) -> list[dict]:
+        """Result vector of an instant query; raises on a query error."""
+        body = self.http.get("/api/v1/query", params={"query": expr}).json()
+        assert body["status"] == "success", f"{expr}: {body}"
+        return body["data"]["result"]
+
+    def alerts(self) -> list[dict]:
+        """Alerts Prometheus currently holds (pending or firing)."""
+        return self.http.get("/api/v1/alerts").json()["data"]["alerts"]
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self.http.close()
 
 
 @dataclass
 class Stack:
     """The running service and Prometheus of this module."""
 
-    service: object
-    service_url: str
-    service_log: Path
+    service: Spawned
     prom: PromClient
     http: httpx.Client
 
@@ -61,56 +85,35 @@ def _write_test_config(tmp: Path, service_port: int, prom_port: int) -> Path:
     return path
 
 
-def _start_service(tmp: Path, port: int):
-    """Start the real service with the tiny model; return (process, log path)."""
-    env = {
-        **os.environ,
-        "SANET_MODELS": "sanet_tiny",
-        "SANET_HOST": "127.0.0.1",
-        "SANET_PORT": str(port),
-        "SANET_DEVICE": "cpu",
-        "SANET_MAX_DELAY_MS": "20",
-        "SANET_DRAIN_TIMEOUT_S": "2",
-    }
-    log = tmp / "service.log"
-    return start(service_command(), log, env=env), log
+def _start_prometheus(binary: str, tmp: Path, service_port: int) -> Spawned:
+    """Prometheus with the project's config (test ports and intervals), not yet ready."""
+    port = free_port()
+    config = _write_test_config(tmp, service_port, port)
+    cmd = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tmp / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=warn",
+    ]
+    return Spawned(cmd, tmp / "prometheus.log", port=port, ready_path="/-/ready")
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Start the service and Prometheus, wait until both are ready, stop both afterwards."""
-    prometheus = require_tool("prometheus")
+    binary = require_tool("prometheus")
     tmp = tmp_path_factory.mktemp("live")
-    service_port, prom_port = free_port(), free_port()
-    service, service_log = _start_service(tmp, service_port)
-    config = _write_test_config(tmp, service_port, prom_port)
-    prom_proc = start(
-        [
-            prometheus,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-            "--log.level=warn",
-        ],
-        tmp / "prometheus.log",
-    )
-    url = f"http://127.0.0.1:{service_port}"
-    prom = PromClient(f"http://127.0.0.1:{prom_port}")
-    http = httpx.Client(base_url=url, timeout=30)
-    try:
-
-        def service_ready() -> bool:
-            assert service.poll() is None, f"service exited:\n{tail(service_log)}"
-            return status_of(f"{url}/readyz") == 200
-
-        poll(service_ready, 120, "the service's /readyz")
-        poll(lambda: status_of(f"{prom.base}/-/ready") == 200, 30, "Prometheus to be ready")
-        yield Stack(service, url, service_log, prom, http)
-    finally:
-        http.close()
-        prom.close()
-        stop(service)
-        stop(prom_proc)
+    with contextlib.ExitStack() as cleanup:
+        service = Spawned(sanet_serve_command(), tmp / "service.log", SERVICE_ENV)
+        cleanup.callback(service.stop)
+        prometheus = _start_prometheus(binary, tmp, service.port)
+        cleanup.callback(prometheus.stop)
+        prom = PromClient(prometheus.url)
+        cleanup.callback(prom.close)
+        service.wait_ready(120)
+        prometheus.wait_ready(30)
+        yield Stack(service, prom, service.client)
 
 
 def _classify(http: httpx.Client, photo: Path, headers: dict | None = None) -> int:
@@ -122,12 +125,12 @@ def _classify(http: httpx.Client, photo: Path, headers: dict | None = None) -> i
 
 def send_traffic(http: httpx.Client) -> None:
     """One round: every sample concurrently (so batches form), a bad image, a hopeless deadline."""
-    with concurrent.futures.ThreadPoolExecutor(len(SAMPLES) * 2) as pool:
-        codes = list(pool.map(lambda p: _classify(http, p), SAMPLES * 2))
+    with concurrent.futures.ThreadPoolExecutor(len(PHOTOS) * 2) as pool:
+        codes = list(pool.map(lambda p: _classify(http, p), PHOTOS * 2))
     assert set(codes) == {200}, codes
     bad = http.post("/classify", content=b"not an image", headers={"Content-Type": "image/jpeg"})
     assert bad.status_code == 400
-    _classify(http, SAMPLES[0], {"X-Request-Timeout-Ms": "1"})  # 504 when it expires queued
+    _classify(http, PHOTOS[0], {"X-Request-Timeout-Ms": "1"})  # 504 when it expires queued
 
 
 def wait_for_data(stack: Stack, exprs: list[str]) -> None:
@@ -141,7 +144,7 @@ def wait_for_data(stack: Stack, exprs: list[str]) -> None:
 
     try:
         poll(probe, DATA_TIMEOUT_S, "data", every=0.5)
-    except AssertionError:
+    except TimeoutError:
         pytest.fail("no data for:\n" + "\n".join(missing))
 
 
@@ -185,5 +188,5 @@ def test_target_down_alert_fires_when_the_service_stops(stack):
         )
 
     assert not firing()
-    stop(stack.service)
+    stack.service.stop()
     poll(firing, 30, "SanetTargetDown to fire")

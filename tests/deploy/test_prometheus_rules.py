@@ -2,7 +2,8 @@
 
 import yaml
 
-from .conftest import PROM_DIR, require_tool, run_tool
+from tests.support.paths import PROM_DIR
+from tests.support.tools import require_tool, run_tool
 
 RULE_FILES = sorted((PROM_DIR / "rules").glob("*.yml"))
 ALERT_TESTS = PROM_DIR / "tests" / "alerts_test.yml"

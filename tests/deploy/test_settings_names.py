@@ -3,8 +3,7 @@
 import re
 
 from service.config import Settings
-
-from .conftest import DEPLOY, REPO
+from tests.support.paths import DEPLOY, REPO
 
 FILES = [
     REPO / "Dockerfile",

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
-from service.batcher import BatchFailed, Draining, OutputMismatch, WorkerUnavailable
-from tests.unit.test_batcher import FakeModel, make, occupied, soon
+from service.errors import Draining, InferenceFailed, OutputMismatch, Unavailable
+from tests.support.batching import MODEL, FakeModel, make, occupied, soon, submit
+from tests.support.waiting import poll
 
 
 def test_exception_fails_the_whole_batch_and_the_worker_keeps_serving() -> None:
@@ -32,17 +32,18 @@ def test_exception_fails_the_whole_batch_and_the_worker_keeps_serving() -> None:
             return flaky(payloads)
 
         b = make(fn)
-        first = b.submit([0], soon())
+        first = submit(b, [0])
         await gate.busy()
-        batch = [b.submit([i], soon()) for i in (1, 2, 3)]
+        batch = [submit(b, [i]) for i in (1, 2, 3)]
         gate.gate.set()
         assert await first.future == [0]
         for t in batch:
-            with pytest.raises(BatchFailed) as info:
+            with pytest.raises(InferenceFailed) as info:
                 await t.future
             assert isinstance(info.value.__cause__, RuntimeError)
+            assert "secret" not in info.value.message
         assert b.alive
-        assert await b.submit([5], soon()).future == [10]
+        assert await submit(b, [5]).future == [10]
         b.stop(1)
 
     asyncio.run(main())
@@ -52,7 +53,7 @@ def test_output_count_mismatch_is_a_typed_error() -> None:
     async def main() -> None:
         b = make(lambda payloads: payloads[:-1])
         with pytest.raises(OutputMismatch):
-            await b.submit([1, 2], soon()).future
+            await submit(b, [1, 2]).future
         b.stop(1)
 
     asyncio.run(main())
@@ -72,17 +73,20 @@ def test_worker_death_settles_everything_and_reports_not_alive() -> None:
 
         b = make(fn)
         fake.hold()
-        inflight = b.submit([1], soon())
+        inflight = submit(b, [1])
         await fake.busy()
-        queued = b.submit([2], soon())
+        queued = submit(b, [2])
+        admitted = b.reserve(MODEL, 1, soon())
         fake.gate.set()
-        with pytest.raises(BatchFailed):
+        with pytest.raises(InferenceFailed):
             await inflight.future
-        with pytest.raises(WorkerUnavailable):
+        with pytest.raises(Unavailable):
             await queued.future
         assert not b.alive
-        with pytest.raises(WorkerUnavailable):
-            b.submit([3], soon())
+        with pytest.raises(Unavailable):
+            b.reserve(MODEL, 1, soon())
+        with pytest.raises(Unavailable):
+            b.submit(admitted, [3])
 
     asyncio.run(main())
 
@@ -92,13 +96,31 @@ def test_stop_drains_queued_work_then_refuses() -> None:
         fake = FakeModel()
         b = make(fake, max_batch_size=2)
         fake.hold()
-        tickets = [b.submit([i], soon()) for i in range(5)]
+        tickets = [submit(b, [i]) for i in range(5)]
         await fake.busy()
-        threading.Timer(0.1, fake.gate.set).start()
-        await asyncio.to_thread(b.stop, 5)
+        stopping = asyncio.create_task(asyncio.to_thread(b.stop, 5))
+        await asyncio.to_thread(poll, lambda: _refuses(b), 5, "the batcher to close")
+        fake.gate.set()
+        await stopping
         assert [await t.future for t in tickets] == [[0], [2], [4], [6], [8]]
         with pytest.raises(Draining):
-            b.submit([1], soon())
+            submit(b, [1])
+
+    asyncio.run(main())
+
+
+def test_close_refuses_new_requests_but_admitted_ones_finish() -> None:
+    async def main() -> None:
+        fake = FakeModel()
+        b = await occupied(fake)
+        admitted = b.reserve(MODEL, 1, soon())
+        b.close()
+        with pytest.raises(Draining):
+            b.reserve(MODEL, 1, soon())
+        ticket = b.submit(admitted, [4])
+        fake.gate.set()
+        assert await ticket.future == [8]
+        b.stop(1)
 
     asyncio.run(main())
 
@@ -107,10 +129,18 @@ def test_stop_timeout_fails_what_is_still_queued() -> None:
     async def main() -> None:
         fake = FakeModel()
         b = await occupied(fake)
-        queued = b.submit([1], soon())
+        queued = submit(b, [1])
         await asyncio.to_thread(b.stop, 0.1)
         with pytest.raises(Draining):
             await queued.future
         fake.gate.set()
 
     asyncio.run(main())
+
+
+def _refuses(b: Any) -> bool:
+    try:
+        b.release(b.reserve(MODEL, 1, soon()))
+    except Draining:
+        return True
+    return False

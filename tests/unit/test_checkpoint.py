@@ -19,7 +19,7 @@ from model import (
     arch_of,
     load_checkpoint,
 )
-from tests.helpers import random_net, write_checkpoint
+from tests.support.checkpoints import random_authors_checkpoint, random_net
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
@@ -30,7 +30,7 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
 
 
 def test_authors_layout(tmp_path: Path) -> None:
-    path, net = write_checkpoint(tmp_path / "sa_tiny.pth.tar", "sanet_tiny", seed=1)
+    path, net = random_authors_checkpoint(tmp_path / "sa_tiny.pth.tar", "sanet_tiny", seed=1)
     raw = torch.load(path, weights_only=True)
     assert set(raw) == {"epoch", "arch", "state_dict", "best_acc", "optimizer"}
     assert all(k.startswith("module.") for k in raw["state_dict"])
@@ -111,7 +111,7 @@ def test_unsafe_pickle_is_refused_not_executed(tmp_path: Path) -> None:
 
 
 def test_keys_of_another_arch_are_named(tmp_path: Path) -> None:
-    path, _ = write_checkpoint(tmp_path / "tiny.pth.tar", "sanet_tiny")
+    path, _ = random_authors_checkpoint(tmp_path / "tiny.pth.tar", "sanet_tiny")
     with pytest.raises(ArchMismatchError) as err:
         load_checkpoint(path, arch="sanet50")
     assert "layer1.1.conv1.weight" in err.value.missing

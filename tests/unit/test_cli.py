@@ -9,13 +9,13 @@ from pathlib import Path
 import torch
 
 from model import IMAGENET_CLASSES, preprocess
-from tests.helpers import write_checkpoint
+from tests.support.checkpoints import random_authors_checkpoint
+from tests.support.paths import REPO, SAMPLES
 
-ROOT = Path(__file__).resolve().parents[2]
-COFFEE = ROOT / "samples" / "coffee.jpg"
+COFFEE = SAMPLES / "coffee.jpg"
 
 
-def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
     )
@@ -33,7 +33,7 @@ def test_info() -> None:
 
 
 def test_predict_with_weights(tmp_path: Path) -> None:
-    ckpt, _ = write_checkpoint(tmp_path / "tiny.pth.tar", "sanet_tiny")
+    ckpt, _ = random_authors_checkpoint(tmp_path / "tiny.pth.tar", "sanet_tiny")
     result = run("-m", "model", "predict", str(COFFEE), "--weights", str(ckpt), "--top-k", "3")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
@@ -55,7 +55,7 @@ def test_predict_bad_checkpoint_is_an_error_message(tmp_path: Path) -> None:
 
 
 def test_export_torchscript_runs_without_the_package(tmp_path: Path) -> None:
-    ckpt, net = write_checkpoint(tmp_path / "tiny.pth.tar", "sanet_tiny", seed=4)
+    ckpt, net = random_authors_checkpoint(tmp_path / "tiny.pth.tar", "sanet_tiny", seed=4)
     out = tmp_path / "tiny.ts"
     result = run(
         "-m",
@@ -88,7 +88,7 @@ def test_export_torchscript_runs_without_the_package(tmp_path: Path) -> None:
 def test_export_onnx_runs_in_onnxruntime(tmp_path: Path) -> None:
     import onnxruntime as ort
 
-    ckpt, net = write_checkpoint(tmp_path / "tiny.pth.tar", "sanet_tiny", seed=6)
+    ckpt, net = random_authors_checkpoint(tmp_path / "tiny.pth.tar", "sanet_tiny", seed=6)
     out = tmp_path / "tiny.onnx"
     result = run(
         "-m", "model", "export", "--weights", str(ckpt), "--format", "onnx", "--out", str(out)

@@ -43,6 +43,9 @@ def test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         {"models": ""},
         {"models": "sanet50,sanet50"},
         {"models": "sanet50="},
+        {"models": "ft=sanet50:"},
+        {"models": "bad name=sanet50"},
+        {"models": "a=sanet50,a=sanet101"},
         {"max_batch_size": 0},
         {"port": 70000},
         {"device": "tpu"},
@@ -79,3 +82,29 @@ def test_model_spec_round_trip() -> None:
     spec = ModelSpec.parse("sanet50=~/w.pth.tar")
     assert spec.name == "sanet50" and spec.checkpoint is not None
     assert str(ModelSpec.parse("sanet50")) == "sanet50"
+
+
+@pytest.mark.parametrize(
+    ("entry", "name", "arch", "checkpoint"),
+    [
+        ("sanet50", "sanet50", "sanet50", None),
+        ("sanet50=/w/sa.pth.tar", "sanet50", "sanet50", "/w/sa.pth.tar"),
+        ("birds=sanet50:/w/birds.pth", "birds", "sanet50", "/w/birds.pth"),
+        ("big=sanet101", "big", "sanet101", None),
+        ("sanet50=sanet50:/w/c:v2.pth", "sanet50", "sanet50", "/w/c:v2.pth"),
+    ],
+)
+def test_model_entries_name_the_model_apart_from_its_arch(
+    entry: str, name: str, arch: str, checkpoint: str | None
+) -> None:
+    spec = ModelSpec.parse(entry)
+    assert (spec.name, spec.arch) == (name, arch)
+    assert spec.checkpoint == (Path(checkpoint) if checkpoint else None)
+    assert ModelSpec.parse(str(spec)) == spec
+
+
+def test_two_checkpoints_of_one_arch_can_be_served_side_by_side() -> None:
+    s = Settings(models="sanet50=/w/sa50.pth.tar,birds=sanet50:/w/birds.pth")
+    assert [m.name for m in s.models] == ["sanet50", "birds"]
+    assert {m.arch for m in s.models} == {"sanet50"}
+    assert s.default_model == "sanet50"

@@ -16,10 +16,10 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from bench import load, plot
-from tests.net import free_port
-from tests.unit.load_standin import StandIn, serving
+from tests.support.paths import REPO
+from tests.support.ports import free_port
+from tests.support.standin import StandIn, serving
 
-ROOT = Path(__file__).resolve().parents[2]
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 
@@ -169,13 +169,13 @@ def test_only_local_targets_without_allow_remote() -> None:
 
 
 def test_spawn_runs_each_config_then_stops_the_server(tmp_path: Path) -> None:
-    cmd = f"{sys.executable} -m tests.unit.load_standin"
+    cmd = f"{sys.executable} -m tests.support.standin"
     out, png = tmp_path / "spawn.json", tmp_path / "spawn.png"
     argv = [
         "--server-cmd",
         cmd,
         "--server-env",
-        f"PYTHONPATH={ROOT}",
+        f"PYTHONPATH={REPO}",
         "--config",
         "good",
         "--config",
@@ -205,8 +205,8 @@ def test_spawn_reports_a_server_that_dies_and_stops_one_that_runs() -> None:
     dying = [sys.executable, "-c", "import sys; print('boom: no model'); sys.exit(3)"]
     with pytest.raises(RuntimeError, match="boom: no model"), load.spawned(dying, {}, 10):
         pass
-    env = {"PYTHONPATH": str(ROOT)}
-    with load.spawned([sys.executable, "-m", "tests.unit.load_standin"], env, 20) as base:
+    env = {"PYTHONPATH": str(REPO)}
+    with load.spawned([sys.executable, "-m", "tests.support.standin"], env, 20) as base:
         assert httpx.get(f"{base}/readyz").status_code == 200
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{base}/readyz")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,8 +12,8 @@ from PIL import Image
 
 from model import ImageDecodeError, ImageTooLargeError, preprocess
 from model.preprocess import MEAN, STD, resize_crop
+from tests.support.paths import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 COFFEE = (SAMPLES / "coffee.jpg").read_bytes()
 
 

@@ -1,4 +1,4 @@
-"""Loopback helpers for tests that run real servers (no heavy imports: spawned stand-ins use it)."""
+"""Loopback ports for tests that run real servers."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ The unit under test is the generator, so this small FastAPI app only speaks the 
 contract: it parses every body (raw JPEG, multipart ``file`` parts, base64 JSON), answers 400
 to a malformed one, 503 to every ``fail_every``-th request, and exports a ``sanet_batch_size``
 histogram (one observation per successful request). Run as a module
-(``python -m tests.unit.load_standin``) it serves on ``SANET_HOST``/``SANET_PORT``, which is
+(``python -m tests.support.standin``) it serves on ``SANET_HOST``/``SANET_PORT``, which is
 how the ``--spawn`` path is tested.
 """
 
@@ -14,8 +14,6 @@ import asyncio
 import base64
 import json
 import os
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from tests.net import free_port
+from tests.support.servers import InThread
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 
@@ -98,20 +96,8 @@ def make_app(state: StandIn) -> FastAPI:
 @contextmanager
 def serving(state: StandIn) -> Iterator[str]:
     """The stand-in under uvicorn on a free 127.0.0.1 port, in a background thread."""
-    port = free_port()
-    config = uvicorn.Config(make_app(state), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "stand-in did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with InThread(make_app(state)) as server:
+        yield server.url
 
 
 if __name__ == "__main__":

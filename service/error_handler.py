@@ -1,0 +1,83 @@
+"""The one place that turns any exception into an HTTP answer.
+
+Answers look like ``{"error": {"code": "...", "message": "..."}}``, status and code from the
+``ServiceError`` class (``service/errors.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+
+import model
+from service import errors
+
+log = logging.getLogger(__name__)
+
+_FROM_MODEL: list[tuple[type[BaseException], type[errors.ServiceError]]] = [
+    (model.ImageTooLargeError, errors.ImageTooLarge),
+    (model.ImageDecodeError, errors.InvalidImage),
+    (ClientDisconnect, errors.ClientClosed),
+]
+
+
+def to_service_error(exc: BaseException) -> errors.ServiceError:
+    """Map any exception onto a ServiceError; unknown ones become an opaque 500."""
+    if isinstance(exc, errors.ServiceError):
+        return exc
+    if isinstance(exc, RequestValidationError):
+        return errors.InvalidParameter(_validation_message(exc))
+    if isinstance(exc, StarletteHTTPException):
+        by_status = {404: errors.NotFound, 405: errors.MethodNotAllowed}
+        return by_status.get(exc.status_code, errors.BadRequest)()
+    for source, target in _FROM_MODEL:
+        if isinstance(exc, source):
+            return target()
+    return errors.InternalError()
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        where = ".".join(str(x) for x in err.get("loc", ()) if x not in ("query", "header"))
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid parameter"
+
+
+def error_response(err: errors.ServiceError) -> JSONResponse:
+    headers = {"Retry-After": str(err.retry_after_s)} if err.retry_after_s else {}
+    if err.status_code == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    body = {"error": {"code": err.code, "message": err.message}}
+    return JSONResponse(body, status_code=err.status_code, headers=headers)
+
+
+async def handle_error(request: Request, exc: Exception) -> JSONResponse:
+    """The one exception handler: log server faults, answer the JSON error."""
+    err = to_service_error(exc)
+    if err.status_code == 500:
+        log.error(
+            "%s %s failed: %s",
+            request.method,
+            request.url.path,
+            err.code,
+            exc_info=exc if err is not exc else None,
+        )
+    return error_response(err)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    for exc_type in (
+        Exception,
+        errors.ServiceError,
+        RequestValidationError,
+        StarletteHTTPException,
+        model.ModelError,
+        ClientDisconnect,
+    ):
+        app.add_exception_handler(exc_type, handle_error)

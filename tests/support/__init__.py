@@ -1,0 +1,19 @@
+"""What every test tier and ``bench/`` share: one way to do each chore of a test.
+
+Import the module you need (``from tests.support.servers import Spawned``); this package
+imports nothing itself, so a spawned stand-in or a benchmark does not pay for torch or the
+web app it does not use.
+
+- ``ports``: a free 127.0.0.1 port.
+- ``waiting``: ``poll``, the one bounded wait on a condition (no fixed sleeps in tests).
+- ``servers``: an ASGI app under uvicorn in a thread (``InThread``) and a real process
+  (``Spawned``), both ready once their readiness path answers 200, both with ``stop()``.
+- ``app``: the real ``create_app`` in a thread (``Running``) and ``Gate``, which holds its
+  inference worker inside a batch.
+- ``metrics``: one sample of a /metrics text, read with prometheus-client's parser.
+- ``checkpoints``: random SA-ResNets and the checkpoint files written from them.
+- ``images``: distinct photo-like test images.
+- ``standin``: a stand-in of sanet-serve for testing the load generator.
+- ``ci``, ``tools``, ``paths``: CI policy (a missing component fails under CI=true), external
+  tools, and the repository's paths.
+"""
