@@ -1,4 +1,4 @@
-"""/metrics after known traffic: exactly the DESIGN §3 names, and the counts add up."""
+"""/metrics after known traffic: exactly the README "Metrics" names, and the counts add up."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tests.support.app import ARCH
 from tests.support.images import image_bytes
 
 JPEG = {"Content-Type": "image/jpeg"}
-DESIGN_NAMES = {
+METRIC_NAMES = {
     "sanet_requests_total",
     "sanet_request_duration_seconds",
     "sanet_queue_wait_seconds",
@@ -72,9 +72,9 @@ def test_counts_after_known_traffic(serve: Callable[..., Any]) -> None:
 
         families = {f.name for f in running.app.state.metrics.registry.collect()}
         assert {f for f in families if f.startswith("sanet_")} == {
-            n.removesuffix("_total") for n in DESIGN_NAMES
+            n.removesuffix("_total") for n in METRIC_NAMES
         }
         text = c.get("/metrics").text
-        for name in DESIGN_NAMES:
+        for name in METRIC_NAMES:
             assert re.search(rf"^{name}(_bucket|_count|_sum)?[{{ ]", text, re.M), name
         assert "process_cpu_seconds_total" in text

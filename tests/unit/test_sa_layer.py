@@ -1,4 +1,4 @@
-"""The SA layer against a literal, loop-based reading of DESIGN §1, and the shuffle map."""
+"""The SA layer against a literal, loop-based reading of README "The network", and the shuffle map."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from model.sa_layer import ShuffleAttention, channel_shuffle, shuffle_permutatio
 
 
 def reference_sa(x: torch.Tensor, sa: ShuffleAttention) -> torch.Tensor:
-    """DESIGN §1 step by step, one group and one channel at a time."""
+    """README "The network" step by step, one group and one channel at a time."""
     b, c = x.shape[:2]
     g = sa.groups
     per, half = c // g, c // (2 * g)
