@@ -1,4 +1,4 @@
-"""The SA layer against a literal, loop-based reading of README "The network", and the shuffle map."""
+"""The SA layer against a loop-based reading of README "The network", and the shuffle map."""
 
 from __future__ import annotations
 
