@@ -10,10 +10,11 @@ from pathlib import Path
 import torch
 
 from model.checkpoint import load_checkpoint
-from model.compile import BACKENDS, compile_model, prepare, script_module
+from model.compile import BACKENDS, compile_model, prepare
 from model.labels import IMAGENET_CLASSES
 from model.preprocess import preprocess
 from model.sanet import arch_spec, count_parameters, create_model, list_models
+from model.scripting import script_module
 
 log = logging.getLogger("model")
 
