@@ -1,7 +1,7 @@
 """INT8 fidelity on a trained network: random weights cannot show it (near-uniform outputs).
 
 Trains a small SA-ResNet (``sanet_tiny``) for seconds on a generated, learnable image set
-(each class is a colour tint plus a bright square in one quadrant, on random texture), writes
+(each class is a colour tint over random texture and a randomly coloured square), writes
 held-out images as PNG files to a calibration folder, quantizes with the service's own code
 (``model.quantize.int8_engine``) and reports top-1 agreement and the largest probability
 difference against fp32.
@@ -12,7 +12,6 @@ difference against fp32.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import tempfile
@@ -23,7 +22,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from model.preprocess import preprocess
+from model.preprocess import resize_crop, to_tensor
 from model.quantize import int8_engine
 from model.sanet import create_model
 
@@ -31,26 +30,25 @@ log = logging.getLogger("bench.fidelity")
 SIZE = 256  # the eval transform resizes to 256 and crops 224: little is lost
 
 
+def tint(label: int) -> np.ndarray:
+    """A colour per class: points spread on the RGB cube's faces."""
+    angle = 2 * np.pi * label / 7.0
+    return 45 * np.array([np.cos(angle), np.sin(angle), np.cos(2 * angle + 1)])
+
+
 def make_image(label: int, classes: int, rng: np.random.Generator) -> Image.Image:
-    """An RGB image whose class shows as a tint and a bright square in one quadrant."""
-    img = rng.normal(110, 35, (SIZE, SIZE, 3))
-    img[..., label % 3] += 40 + 20 * (label // 3)
-    quad = label % 4
-    y0, x0 = (quad // 2) * SIZE // 2 + 32, (quad % 2) * SIZE // 2 + 32
-    jitter = rng.integers(-16, 16, 2)
-    img[y0 + jitter[0] : y0 + jitter[0] + 64, x0 + jitter[1] : x0 + jitter[1] + 64] += 90
+    """An RGB image whose class shows as a tint; texture and a square are distractors."""
+    img = rng.normal(110, 30, (SIZE, SIZE, 3)) + tint(label % classes)
+    y0, x0 = rng.integers(0, SIZE - 80, 2)
+    img[y0 : y0 + 80, x0 : x0 + 80] += rng.uniform(-50, 50, 3)
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
 
 
 def dataset(n: int, classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` preprocessed images (through PNG, like files) and their labels."""
+    """``n`` images through the eval transform (as the service does after decoding)."""
     rng = np.random.default_rng(seed)
     labels = torch.arange(n) % classes
-    images = []
-    for label in labels.tolist():
-        buf = io.BytesIO()
-        make_image(label, classes, rng).save(buf, format="PNG")
-        images.append(preprocess(buf.getvalue()))
+    images = [to_tensor(resize_crop(make_image(k, classes, rng))) for k in labels.tolist()]
     return torch.stack(images), labels
 
 
@@ -62,23 +60,46 @@ def write_images(folder: Path, n: int, classes: int, seed: int) -> Path:
     return folder
 
 
-def train_tiny(classes: int = 4, n: int = 256, epochs: int = 3, seed: int = 0) -> nn.Module:
-    """``sanet_tiny`` trained on :func:`dataset` (a few seconds on two cores)."""
+def random_crops(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+    """One random ``size`` x ``size`` crop per image: same pixel statistics, 12x less work."""
+    i, j = torch.randint(0, x.shape[-1] - size + 1, (2,), generator=gen).tolist()
+    return x[..., i : i + size, j : j + size]
+
+
+def train_tiny(classes: int = 4, n: int = 192, epochs: int = 8, seed: int = 0) -> nn.Module:
+    """``sanet_tiny`` trained on crops of :func:`dataset` (seconds on two cores).
+
+    The network is convolutional with a global pool and the classes differ in colour, so
+    what it learns on 64 px crops holds on the full 224 px input it is served and tested on.
+    """
     torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
     net = create_model("sanet_tiny", num_classes=classes)
     x, y = dataset(n, classes, seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small ops: one thread avoids OpenMP barriers on a busy machine
+    try:
+        _fit(net, x, y, epochs, gen)
+    finally:
+        torch.set_num_threads(threads)
+    return net.eval()
+
+
+def _fit(
+    net: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, gen: torch.Generator
+) -> None:
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     net.train()
+    n = x.shape[0]
     for epoch in range(epochs):
-        perm = torch.randperm(n)
+        perm = torch.randperm(n, generator=gen)
         for i in range(0, n, 32):
             idx = perm[i : i + 32]
-            loss = nn.functional.cross_entropy(net(x[idx]), y[idx])
+            loss = nn.functional.cross_entropy(net(random_crops(x[idx], 64, gen)), y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
         log.info("epoch %d: loss %.3f", epoch, loss.item())
-    return net.eval()
 
 
 def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -89,7 +110,7 @@ def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classes", type=int, default=4)
-    parser.add_argument("--train", type=int, default=256)
+    parser.add_argument("--train", type=int, default=192)
     parser.add_argument("--calibration", type=int, default=60)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -48,6 +48,7 @@ class ModelRuntime:
         self.settings = settings
         self.metrics = metrics
         self.compiled: Any = None
+        self.engine: model.EngineReport | None = None
         self.weights = Weights("random-init")
         self.arch = spec.arch
         self.parameters = 0
@@ -61,7 +62,7 @@ class ModelRuntime:
         self.arch = model.arch_of(net)
         self.parameters = model.count_parameters(net)
         s = self.settings
-        self.compiled = model.compile_model(
+        self.compiled, self.engine = model.build_engine(
             net,
             s.backend,
             device=s.device,
@@ -69,6 +70,9 @@ class ModelRuntime:
             threads=s.threads,
             cache_dir=str(s.cache_dir) if s.cache_dir else None,
             cache_key=self._cache_key(),
+            calibration_dir=s.calibration_dir,
+            int8_min_agreement=s.int8_min_agreement,
+            max_batch_size=s.max_batch_size,
         )
         self.num_classes = self.compiled.num_classes
         self.labels = _labels(self.num_classes)
@@ -154,6 +158,7 @@ class ModelRuntime:
             "precision": self.precision,
             "backend": self.backend,
             "fused_sa": bool(getattr(self.compiled, "fused", False)),
+            "engine": self.engine.as_dict() if self.engine else None,
             "batching": {
                 "max_batch_size": s.max_batch_size,
                 "max_delay_ms": s.max_delay_ms,
