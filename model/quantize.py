@@ -25,7 +25,7 @@ from torch import nn
 from model.compile import CompiledModel, prepare
 from model.errors import CalibrationError, ImageError, Int8AgreementError
 from model.export_cache import onnx_file, read_json, write_json_atomic
-from model.openvino_backend import OvRunner, ir_path, save_ir, static_model
+from model.openvino_backend import OvRunner, ir_path, read_model, save_ir
 from model.preprocess import preprocess
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 MIN_IMAGES = 10
 HOLDOUT_EVERY = 5
+KEEP_F32 = ("ReduceMean", "ReduceL2", "Multiply", "Sigmoid")  # SA statistics and gate
 NEEDS = (
     f"a folder of at least {MIN_IMAGES} representative images ({', '.join(IMAGE_SUFFIXES)}; "
     "a few hundred like the ones you serve is better)"
@@ -95,16 +96,21 @@ def load_inputs(files: Sequence[Path]) -> list[np.ndarray]:
     return out
 
 
-def quantize_ir(onnx: Path, inputs: Sequence[np.ndarray]) -> Any:
-    """NNCF post-training quantization of the exported graph (symmetric INT8)."""
+def quantize_ir(onnx: Path, inputs: Sequence[np.ndarray], ignored: Sequence[str] = KEEP_F32) -> Any:
+    """NNCF post-training quantization of the exported graph (symmetric INT8).
+
+    Ops of the ``ignored`` types get no quantizers on their inputs, so SA's statistics and
+    gate read the f32 output of conv3 directly (no quantize/dequantize pass per block).
+    """
     import nncf
 
     return nncf.quantize(
-        static_model(onnx),
+        read_model(onnx),
         nncf.Dataset(list(inputs)),
         preset=nncf.QuantizationPreset.PERFORMANCE,
         subset_size=len(inputs),
         fast_bias_correction=True,
+        ignored_scope=nncf.IgnoredScope(types=list(ignored), validate=False),
     )
 
 
