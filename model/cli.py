@@ -1,4 +1,4 @@
-"""``python -m model``: inspect architectures, classify photos, export TorchScript/ONNX."""
+"""``python -m model``: inspect archs, classify photos, export TorchScript/ONNX, quantize INT8."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from pathlib import Path
 import torch
 
 from model.checkpoint import load_checkpoint
-from model.compile import BACKENDS, compile_model, prepare, script_module
+from model.compile import BACKENDS, compile_model, prepare
 from model.postprocess import labels_for, probabilities, top_k
 from model.preprocess import preprocess
 from model.sanet import arch_spec, count_parameters, create_model, list_models
+from model.scripting import script_module
 
 log = logging.getLogger("model")
 
@@ -67,6 +68,43 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quantize(args: argparse.Namespace) -> int:
+    """INT8-quantize into the cache the service reads (same key: arch + weights sha256)."""
+    import json
+
+    from model.export_cache import cache_key, default_cache_dir
+    from model.quantize import int8_engine
+    from model.sanet import arch_of
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # the service's random-init seed, so the cache keys match
+        net = _load(args.weights, args.arch)
+    info = getattr(net, "checkpoint_info", None)
+    key = cache_key(arch_of(net), getattr(info, "sha256", None))
+    cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    _, report = int8_engine(
+        net,
+        calibration_dir=args.calibration,
+        min_agreement=args.min_agreement,
+        threads=args.threads,
+        cache_dir=cache,
+        cache_key=key,
+    )
+    print(json.dumps(report.as_dict(), indent=2))
+    return 0
+
+
+def _add_quantize(sub: argparse._SubParsersAction, arch_help: str) -> None:
+    q = sub.add_parser("quantize", help="INT8 model for SANET_PRECISION=int8 (cached)")
+    q.add_argument("--weights", help="checkpoint (.pth.tar or state_dict)")
+    q.add_argument("--arch", default="auto", choices=["auto", *list_models()], help=arch_help)
+    q.add_argument("--calibration", required=True, help="folder of representative images")
+    q.add_argument("--cache-dir", help="default: the service's SANET_CACHE_DIR default")
+    q.add_argument("--min-agreement", type=float, default=0.99, help="0 disables the gate")
+    q.add_argument("--threads", type=int, default=None)
+    q.set_defaults(func=cmd_quantize)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m model", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--no-fold", action="store_true", help="keep BN/SA unfolded")
     export.add_argument("--out", required=True)
     export.set_defaults(func=cmd_export)
+    _add_quantize(sub, arch_help)
     return parser
 
 

@@ -1,8 +1,9 @@
 """Inference compilation: one function per backend, each returning a :class:`CompiledModel`.
 
-Backends: ``eager`` (reference), ``torchscript`` (scripted and frozen), ``onnxruntime``
-(exported from the folded graph, CPU). ``auto`` picks the fastest measured one for the device.
-Folding (DESIGN §2) is applied first unless ``fold=False``.
+Backends: ``eager`` (reference), ``torchscript`` (scripted and frozen), ``onnxruntime`` and
+``openvino`` (both from the ONNX export of the folded graph, CPU). Here ``auto`` is a fixed
+per-device default; ``model.build_engine`` measures the candidates instead (the service's
+path). Folding (README "How SA becomes nearly free") is applied first unless ``fold=False``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from model.errors import UnknownModelError
 from model.folding import fold_model, use_fused_sa
 from model.fused import load_fused_sa
 from model.sanet import SANet
+from model.scripting import script_module
 
-BACKENDS = ("eager", "torchscript", "onnxruntime")
+BACKENDS = ("eager", "torchscript", "onnxruntime", "openvino")
+EXPORTED = ("onnxruntime", "openvino")  # run from the ONNX export, on CPU only
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # Chosen from bench/model_speed.py on the reference CPU and GPU (README, "Performance").
 AUTO_BACKEND = {"cpu": "onnxruntime", "cuda": "torchscript"}
@@ -56,22 +59,17 @@ def resolve_backend(backend: str, device: str) -> str:
         return AUTO_BACKEND[device]
     if backend not in BACKENDS:
         raise UnknownModelError(f"unknown backend {backend!r}; known: auto, {', '.join(BACKENDS)}")
-    if backend == "onnxruntime" and device != "cpu":
-        raise UnknownModelError("the onnxruntime backend runs on cpu only here")
+    if backend in EXPORTED and device != "cpu":
+        raise UnknownModelError(f"the {backend} backend runs on cpu only here")
     return backend
 
 
 def prepare(net: nn.Module, fold: bool) -> nn.Module:
-    """``net`` in eval mode, or its folded copy (DESIGN §2) when asked and possible."""
+    """``net`` in eval mode, or its folded copy (README "How SA becomes nearly free")."""
     net = net.eval()
     if fold and isinstance(net, SANet):
         return fold_model(net)
     return net
-
-
-def script_module(module: nn.Module) -> torch.jit.ScriptModule:
-    """Script and freeze: weights become constants, the graph is optimised for inference."""
-    return torch.jit.freeze(torch.jit.script(module.eval()))
 
 
 def compile_model(
@@ -88,9 +86,9 @@ def compile_model(
 ) -> CompiledModel:
     """Compile ``net`` for inference on ``device`` with ``backend``.
 
-    ``threads`` bounds the intra-op threads of the onnxruntime session (torch backends use
-    the process-wide ``torch.set_num_threads``). ``cache_dir`` + ``cache_key`` (e.g. the
-    checkpoint sha256) let the onnxruntime backend reuse an earlier export. ``fused``
+    ``threads`` bounds the intra-op threads of the onnxruntime/openvino engines (torch
+    backends use the process-wide ``torch.set_num_threads``). ``cache_dir`` + ``cache_key``
+    (``model.export_cache.cache_key``) let them reuse an earlier export and compiled blob. ``fused``
     (default: when it builds) runs folded SA through the fused CPU kernel on the torch
     backends.
     """
@@ -103,7 +101,7 @@ def compile_model(
     num_classes = _num_classes(net)
     module = prepare(net, fold)
     use_fused = False
-    if fold and device == "cpu" and backend != "onnxruntime" and fused is not False:
+    if fold and device == "cpu" and backend not in EXPORTED and fused is not False:
         use_fused = load_fused_sa() and use_fused_sa(module) > 0
         if fused and not use_fused:
             raise UnknownModelError("the fused SA kernel could not be built on this machine")
@@ -112,15 +110,33 @@ def compile_model(
         from model.cuda import compile_cuda
 
         run = compile_cuda(module, backend, PRECISIONS[precision])
-    elif backend == "onnxruntime":
-        from model.onnx_backend import compile_onnxruntime
-
-        run = compile_onnxruntime(module, threads=threads, cache_dir=cache_dir, cache_key=cache_key)
+    elif backend in EXPORTED:
+        run = _compile_exported(module, backend, threads, cache_dir, cache_key)
     elif backend == "torchscript":
         run = script_module(module)
     else:
         run = module
     return CompiledModel(run, backend, device, precision, fold, num_classes, use_fused)
+
+
+def _compile_exported(
+    module: nn.Module,
+    backend: str,
+    threads: int | None,
+    cache_dir: str | Path | None,
+    cache_key: str | None,
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    from model.export_cache import onnx_file
+
+    with onnx_file(module, cache_dir, cache_key) as path:
+        if backend == "openvino":
+            from model.openvino_backend import compile_openvino
+
+            ov_cache = cache_dir if cache_key else None
+            return compile_openvino(path, threads=threads, cache_dir=ov_cache)
+        from model.onnx_backend import OrtRunner
+
+        return OrtRunner(path, threads)
 
 
 def _num_classes(net: nn.Module) -> int:

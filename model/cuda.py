@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from model.scripting import script_module
+
 
 @dataclass
 class _Graph:
@@ -78,7 +80,5 @@ def compile_cuda(module: nn.Module, backend: str, dtype: torch.dtype) -> CudaRun
     module = module.eval().to("cuda", dtype)
     module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     if backend == "torchscript":
-        from model.compile import script_module
-
         module = script_module(module)
     return CudaRunner(module, dtype)

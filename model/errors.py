@@ -64,3 +64,26 @@ class ShapeMismatchError(CheckpointError):
 
 class UnknownModelError(ModelError):
     """An architecture or backend name that the registry does not know."""
+
+
+class EngineError(ModelError):
+    """The requested inference engine or precision cannot be built as asked."""
+
+
+class CalibrationError(EngineError):
+    """INT8 was asked for without a usable set of calibration images."""
+
+
+class Int8AgreementError(EngineError):
+    """The INT8 model disagrees with fp32 too often on the held-out calibration images."""
+
+    def __init__(self, agreement: float, minimum: float, held_out: int) -> None:
+        super().__init__(
+            f"INT8 model agrees with fp32 on top-1 for {agreement:.1%} of {held_out} held-out "
+            f"calibration images, below the required {minimum:.1%}: serve fp32, add more "
+            "representative calibration images, or lower SANET_INT8_MIN_AGREEMENT "
+            "(0 disables the check)"
+        )
+        self.agreement = agreement
+        self.minimum = minimum
+        self.held_out = held_out

@@ -1,6 +1,6 @@
 """The onnxruntime backend: export the folded graph once, run it in an ORT session.
 
-The export is cached under ``cache_dir`` by a caller-given key (the checkpoint sha256), so
+The export is cached under ``cache_dir`` by a caller-given key (``model/export_cache.py``), so
 a restart skips the export and only builds the session.
 """
 
@@ -12,7 +12,6 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,27 +92,3 @@ class OrtRunner:
         array = batch.detach().to(torch.float32).contiguous().numpy()
         (logits,) = self.session.run([OUTPUT], {INPUT: array})
         return torch.from_numpy(logits)
-
-
-def compile_onnxruntime(
-    module: nn.Module,
-    *,
-    threads: int | None = None,
-    cache_dir: str | Path | None = None,
-    cache_key: str | None = None,
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Export (or reuse the cached export of) ``module`` and open an ORT session on it."""
-    if cache_dir is not None and cache_key:
-        path = Path(cache_dir) / f"{cache_key}-v{EXPORT_VERSION}.onnx"
-        if path.is_file():
-            log.info("onnxruntime: reusing cached export %s", path)
-        else:
-            log.info("onnxruntime: exporting to %s", path)
-            export_onnx(module, path)
-            for stale in path.parent.glob(f"{cache_key}-v*.onnx"):  # older export versions
-                if stale != path:
-                    stale.unlink(missing_ok=True)
-        return OrtRunner(path, threads)
-    with tempfile.TemporaryDirectory(prefix="sanet-onnx-") as tmp:
-        path = export_onnx(module, Path(tmp) / "model.onnx")
-        return OrtRunner(path, threads)

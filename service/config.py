@@ -96,11 +96,22 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="Inference device; auto takes cuda when available."
     )
-    backend: Literal["auto", "eager", "torchscript", "onnxruntime"] = Field(
-        default="auto", description="Compile backend; auto picks the fastest for the device."
+    backend: Literal["auto", "eager", "torchscript", "onnxruntime", "openvino"] = Field(
+        default="auto",
+        description="Compile backend; auto measures the engines on this machine (cpu) once.",
     )
-    precision: Literal["fp32", "fp16", "bf16"] = Field(
-        default="fp32", description="Inference precision (fp16/bf16 mainly for cuda)."
+    precision: Literal["fp32", "fp16", "bf16", "int8"] = Field(
+        default="fp32",
+        description="Inference precision (fp16/bf16 for cuda; int8 is cpu + openvino).",
+    )
+    calibration_dir: Path | None = Field(
+        default=None, description="Folder of representative images; needed for int8."
+    )
+    int8_min_agreement: float = Field(
+        default=0.99,
+        ge=0,
+        le=1,
+        description="Least int8/fp32 top-1 agreement on held-out calibration images; 0: off.",
     )
     threads: int | None = Field(
         default=None, ge=1, description="Intra-op threads for inference (unset: torch default)."

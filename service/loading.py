@@ -54,13 +54,14 @@ class Loaded:
     device: str
     precision: str
     fused_sa: bool
+    engine_report: dict[str, Any] | None = None  # model.EngineReport: auto timings, int8 gate
 
 
 def load(spec: ModelSpec, settings: Settings) -> Loaded:
     """Build the network, compile it and run every batch size the batcher can form."""
     t0 = time.perf_counter()
     net, weights = _build(spec)
-    compiled = model.compile_model(
+    compiled, report = model.build_engine(
         net,
         settings.backend,
         device=settings.device,
@@ -68,6 +69,9 @@ def load(spec: ModelSpec, settings: Settings) -> Loaded:
         threads=settings.threads,
         cache_dir=str(settings.cache_dir) if settings.cache_dir else None,
         cache_key=_cache_key(spec, weights),
+        calibration_dir=settings.calibration_dir,
+        int8_min_agreement=settings.int8_min_agreement,
+        max_batch_size=settings.max_batch_size,
     )
     loaded = Loaded(
         engine=compiled,
@@ -79,6 +83,7 @@ def load(spec: ModelSpec, settings: Settings) -> Loaded:
         device=str(getattr(compiled, "device", settings.device)),
         precision=str(getattr(compiled, "precision", settings.precision)),
         fused_sa=bool(getattr(compiled, "fused", False)),
+        engine_report=report.as_dict(),
     )
     del net
     log.info(

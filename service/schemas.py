@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 
@@ -46,6 +48,7 @@ class ModelInfo(BaseModel):
     precision: str
     backend: str
     fused_sa: bool = Field(description="SA runs in the fused CPU kernel (model/fused.py)")
+    engine: dict[str, Any] | None = Field(None, description="model.EngineReport: auto, int8")
     batching: BatchingInfo
     input_size: list[int]
 

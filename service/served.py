@@ -252,6 +252,7 @@ class ServedModel:
             "precision": info.precision,
             "backend": info.backend,
             "fused_sa": info.fused_sa,
+            "engine": info.engine_report,
             "batching": {
                 "max_batch_size": s.max_batch_size,
                 "max_delay_ms": s.max_delay_ms,

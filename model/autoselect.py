@@ -1,0 +1,120 @@
+"""``auto`` by measurement: time the candidate engines on the served model, keep the fastest.
+
+Each candidate is built, warmed up, then timed in interleaved rounds at batch 1 and at the
+largest batch the service forms; the score is the sum of the per-image times at those
+sizes (latency and throughput weigh the same). The choice and its timings are written to
+``<cache_dir>/<cache_key>-auto-<fingerprint>.json``, where the fingerprint covers the CPU
+model and flags, the engine versions, threads and batch sizes, and ``cache_key`` the
+weights: a restart on the same machine reads it and builds only the winner; another machine
+or engine version measures again. The timer is injectable so tests can fake the clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from model.compile import CompiledModel
+from model.export_cache import digest, read_json, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+Timer = Callable[[], float]
+AUTO_VERSION = 1  # bump when the scoring changes, so old decisions are measured again
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An engine that ``auto`` may pick, built only when needed."""
+
+    backend: str
+    build: Callable[[], CompiledModel]
+
+
+@dataclass
+class Choice:
+    """What ``auto`` decided and why (``timings_ms``: backend -> batch -> median ms)."""
+
+    backend: str
+    timings_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    source: str = "measured"  # or "cached"
+    path: str | None = None
+
+
+def score(timings_ms: dict[str, float]) -> float:
+    """Sum over the timed batch sizes of milliseconds per image (lower is better)."""
+    return sum(ms / int(batch) for batch, ms in timings_ms.items())
+
+
+def _time_call(run: CompiledModel, batch: torch.Tensor, timer: Timer) -> float:
+    start = timer()
+    run(batch)
+    return timer() - start
+
+
+def measure(
+    built: dict[str, CompiledModel],
+    batches: Sequence[int],
+    rounds: int,
+    timer: Timer = time.perf_counter,
+    input_size: int = 224,
+) -> dict[str, dict[str, float]]:
+    """Median ms per (backend, batch), candidates interleaved in every round."""
+    inputs = {b: torch.randn(b, 3, input_size, input_size) for b in batches}
+    samples: dict[tuple[str, int], list[float]] = {(n, b): [] for n in built for b in batches}
+    for run in built.values():  # warm-up: first calls allocate and specialise
+        for b in batches:
+            run(inputs[b])
+    for _ in range(rounds):
+        for name, run in built.items():
+            for b in batches:
+                samples[(name, b)].append(_time_call(run, inputs[b], timer))
+    return {
+        name: {str(b): 1000 * statistics.median(samples[(name, b)]) for b in batches}
+        for name in built
+    }
+
+
+def decision_path(cache_dir: str | Path, cache_key: str, fingerprint: dict[str, Any]) -> Path:
+    return Path(cache_dir) / f"{cache_key}-auto-{digest([AUTO_VERSION, fingerprint])}.json"
+
+
+def _cached(path: Path | None, names: list[str]) -> Choice | None:
+    data = read_json(path) if path is not None else None
+    if not isinstance(data, dict) or data.get("backend") not in names:
+        return None
+    return Choice(str(data["backend"]), dict(data.get("timings_ms", {})), "cached", str(path))
+
+
+def choose(
+    candidates: Sequence[Candidate],
+    *,
+    batches: Sequence[int],
+    rounds: int = 3,
+    decision_file: Path | None = None,
+    timer: Timer = time.perf_counter,
+) -> tuple[CompiledModel, Choice]:
+    """The fastest candidate, built, with its :class:`Choice` (read from ``decision_file``
+    when a valid one is there, else measured and written to it)."""
+    by_name = {c.backend: c for c in candidates}
+    cached = _cached(decision_file, list(by_name))
+    if cached is not None:
+        log.info("auto: %s, decided earlier (%s)", cached.backend, decision_file)
+        return by_name[cached.backend].build(), cached
+    built = {c.backend: c.build() for c in candidates}
+    timings = measure(built, batches, rounds, timer) if len(built) > 1 else {}
+    best = min(built, key=lambda n: score(timings[n])) if timings else next(iter(built))
+    choice = Choice(best, timings, "measured", str(decision_file) if decision_file else None)
+    for name, t in timings.items():
+        log.info("auto: %-12s %s", name, ", ".join(f"b{b} {ms:.1f} ms" for b, ms in t.items()))
+    log.info("auto: picked %s", best)
+    if decision_file is not None:
+        write_json_atomic(decision_file, {"backend": best, "timings_ms": timings})
+    return built[best], choice

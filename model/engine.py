@@ -1,0 +1,194 @@
+"""The one entry point the service calls: :func:`build_engine` -> (compiled model, report).
+
+It resolves the device, takes the backend asked for or, for ``auto``, measures the candidate
+engines on this machine (``model/autoselect.py``), and for ``precision="int8"`` quantizes
+with the calibration images (``model/quantize.py``). The :class:`EngineReport` says what was
+chosen and why; the service logs it and shows it in ``/v1/models``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from torch import nn
+
+from model.autoselect import Candidate, Choice, Timer, choose, decision_path
+from model.compile import AUTO_BACKEND, CompiledModel, compile_model, resolve_device
+from model.errors import UnknownModelError
+from model.export_cache import cache_key as make_cache_key
+from model.export_cache import cpu_info, engine_versions
+from model.sanet import arch_of
+
+log = logging.getLogger(__name__)
+
+CPU_CANDIDATES = ("torchscript", "onnxruntime", "openvino")
+
+
+@dataclass
+class EngineReport:
+    """What :func:`build_engine` built, for logs and ``/v1/models``."""
+
+    backend: str
+    precision: str
+    device: str
+    requested: str
+    decision: str = "fixed"  # "measured" or "cached" for auto
+    timings_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    int8: dict[str, Any] | None = None
+    cache_files: list[str] = field(default_factory=list)
+    build_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Engine(NamedTuple):
+    compiled: CompiledModel
+    report: EngineReport
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """The knobs :func:`build_engine` passes down (one object instead of many arguments)."""
+
+    threads: int | None = None
+    cache_dir: str | Path | None = None
+    cache_key: str | None = None
+    calibration_dir: str | Path | None = None
+    int8_min_agreement: float = 0.99
+    max_batch_size: int = 8
+    rounds: int = 3
+
+
+def available_cpu_backends() -> list[str]:
+    """CPU candidates whose engine is installed."""
+    return [b for b in CPU_CANDIDATES if b != "openvino" or importlib.util.find_spec("openvino")]
+
+
+def build_engine(
+    net: nn.Module,
+    backend: str = "auto",
+    *,
+    precision: str = "fp32",
+    device: str = "auto",
+    threads: int | None = None,
+    cache_dir: str | Path | None = None,
+    cache_key: str | None = None,
+    weights_sha256: str | None = None,
+    calibration_dir: str | Path | None = None,
+    int8_min_agreement: float = 0.99,
+    max_batch_size: int = 8,
+    timer: Timer = time.perf_counter,
+) -> Engine:
+    """Compile ``net`` for serving; ``backend="auto"`` measures the candidates on CPU.
+
+    ``cache_key`` names cached artefacts (default: from the arch and ``weights_sha256``).
+    ``precision="int8"`` (CPU, OpenVINO) needs ``calibration_dir`` and refuses a model whose
+    top-1 agreement with fp32 on held-out calibration images is below
+    ``int8_min_agreement`` (0 disables the check). Raises :class:`model.ModelError` subclasses.
+    """
+    t0 = time.perf_counter()
+    device = resolve_device(device)
+    key = cache_key or make_cache_key(_arch(net), weights_sha256)
+    opts = EngineOptions(
+        threads, cache_dir, key, calibration_dir, int8_min_agreement, max_batch_size
+    )
+    if precision == "int8":
+        engine = _int8(net, backend, device, opts)
+    elif backend == "auto" and device == "cpu":
+        engine = _auto_cpu(net, precision, opts, timer)
+    else:
+        fixed = AUTO_BACKEND[device] if backend == "auto" else backend
+        compiled = _compile(net, fixed, device, precision, opts)
+        engine = Engine(compiled, EngineReport(fixed, precision, device, backend))
+    engine.report.build_s = round(time.perf_counter() - t0, 3)
+    log.info("engine: %s", engine.report.as_dict())
+    return engine
+
+
+def _arch(net: nn.Module) -> str:
+    try:
+        return arch_of(net)
+    except UnknownModelError:
+        return type(net).__name__
+
+
+def _compile(
+    net: nn.Module, backend: str, device: str, precision: str, opts: EngineOptions
+) -> CompiledModel:
+    return compile_model(
+        net,
+        backend,
+        device=device,
+        precision=precision,
+        threads=opts.threads,
+        cache_dir=opts.cache_dir,
+        cache_key=opts.cache_key,
+    )
+
+
+def _fingerprint(opts: EngineOptions, precision: str) -> dict[str, Any]:
+    return {
+        "cpu": cpu_info(),
+        "engines": engine_versions(),
+        "threads": opts.threads,
+        "batches": [1, opts.max_batch_size],
+        "precision": precision,
+    }
+
+
+def _auto_cpu(net: nn.Module, precision: str, opts: EngineOptions, timer: Timer) -> Engine:
+    with contextlib.ExitStack() as stack:
+        if opts.cache_dir is None:  # one export shared by the candidates, then dropped
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="sanet-auto-"))
+            opts = EngineOptions(**{**asdict(opts), "cache_dir": tmp})
+            decision = None
+        else:
+            assert opts.cache_key is not None
+            decision = decision_path(opts.cache_dir, opts.cache_key, _fingerprint(opts, precision))
+        candidates = [
+            Candidate(b, _builder(net, b, precision, opts)) for b in available_cpu_backends()
+        ]
+        batches = sorted({1, opts.max_batch_size})
+        compiled, choice = choose(
+            candidates, batches=batches, rounds=opts.rounds, decision_file=decision, timer=timer
+        )
+    return Engine(compiled, _auto_report(choice, precision))
+
+
+def _builder(net: nn.Module, backend: str, precision: str, opts: EngineOptions) -> Any:
+    return lambda: _compile(net, backend, "cpu", precision, opts)
+
+
+def _auto_report(choice: Choice, precision: str) -> EngineReport:
+    files = [choice.path] if choice.path else []
+    return EngineReport(
+        choice.backend, precision, "cpu", "auto", choice.source, choice.timings_ms, None, files
+    )
+
+
+def _int8(net: nn.Module, backend: str, device: str, opts: EngineOptions) -> Engine:
+    if device != "cpu" or backend not in ("auto", "openvino"):
+        raise UnknownModelError(
+            f"int8 runs on cpu with the openvino backend (asked: {backend} on {device})"
+        )
+    from model.quantize import int8_engine
+
+    compiled, info = int8_engine(
+        net,
+        calibration_dir=opts.calibration_dir,
+        min_agreement=opts.int8_min_agreement,
+        threads=opts.threads,
+        cache_dir=opts.cache_dir,
+        cache_key=opts.cache_key,
+    )
+    report = EngineReport("openvino", "int8", "cpu", backend, int8=info.as_dict())
+    report.cache_files = [info.path] if info.path else []
+    return Engine(compiled, report)

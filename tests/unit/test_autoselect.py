@@ -1,0 +1,110 @@
+"""``auto`` by measurement: a fake clock decides, the decision is cached and reused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from model import build_engine, create_model
+from model.autoselect import Candidate, choose, decision_path, score
+from model.compile import CompiledModel
+
+
+class FakeClock:
+    """A clock that only moves when a fake engine 'runs'."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def fake_engine(
+    name: str, ms_per_image: dict[int, float], clock: FakeClock, built: list[str]
+) -> Candidate:
+    def run(batch: torch.Tensor) -> torch.Tensor:
+        clock.now += ms_per_image[batch.shape[0]] * batch.shape[0] / 1000
+        return torch.zeros(batch.shape[0], 10)
+
+    def build() -> CompiledModel:
+        built.append(name)
+        return CompiledModel(run, name, "cpu", "fp32", True, 10)
+
+    return Candidate(name, build)
+
+
+def candidates(clock: FakeClock, built: list[str]) -> list[Candidate]:
+    return [
+        fake_engine("torchscript", {1: 50, 8: 40}, clock, built),
+        fake_engine("onnxruntime", {1: 45, 8: 30}, clock, built),  # fastest overall
+        fake_engine("openvino", {1: 40, 8: 45}, clock, built),  # fastest at batch 1 only
+    ]
+
+
+def test_fastest_by_score_and_cached(tmp_path: Path) -> None:
+    clock, built = FakeClock(), []
+    decision = tmp_path / "d.json"
+    compiled, choice = choose(
+        candidates(clock, built), batches=[1, 8], rounds=2, decision_file=decision, timer=clock
+    )
+    assert compiled.backend == choice.backend == "onnxruntime"
+    assert choice.source == "measured" and sorted(built) == [
+        "onnxruntime",
+        "openvino",
+        "torchscript",
+    ]
+    assert abs(choice.timings_ms["openvino"]["1"] - 40) < 1e-6
+    assert abs(choice.timings_ms["onnxruntime"]["8"] - 240) < 1e-6
+    assert score(choice.timings_ms["onnxruntime"]) < score(choice.timings_ms["openvino"])
+    assert decision.is_file()
+    built.clear()  # a restart: only the winner is built, nothing is timed
+    before = clock.now
+    compiled, again = choose(
+        candidates(clock, built), batches=[1, 8], decision_file=decision, timer=clock
+    )
+    assert (again.backend, again.source, built, clock.now) == (
+        "onnxruntime",
+        "cached",
+        ["onnxruntime"],
+        before,
+    )
+    assert again.timings_ms == choice.timings_ms
+
+
+def test_other_machine_or_engine_measures_again(tmp_path: Path) -> None:
+    base = {"cpu": {"model": "AMD EPYC", "flags": ["avx2"]}, "engines": {"openvino": "2026.4.1"}}
+    other_cpu = {**base, "cpu": {"model": "Intel Xeon", "flags": ["avx2", "avx512f"]}}
+    other_ov = {**base, "engines": {"openvino": "2027.0"}}
+    paths = {decision_path(tmp_path, "k", f) for f in (base, other_cpu, other_ov)}
+    assert len(paths) == 3
+    assert decision_path(tmp_path, "k", base) != decision_path(tmp_path, "k2", base)  # weights
+
+
+def test_unknown_cached_backend_is_measured(tmp_path: Path) -> None:
+    decision = tmp_path / "d.json"
+    decision.write_text('{"backend": "tensorrt", "timings_ms": {}}')
+    clock, built = FakeClock(), []
+    _, choice = choose(candidates(clock, built), batches=[1], decision_file=decision, timer=clock)
+    assert choice.source == "measured" and choice.backend == "openvino"
+
+
+def test_build_engine_auto_real_engines(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = create_model("sanet_tiny").eval()
+    kwargs = {"device": "cpu", "cache_dir": tmp_path, "cache_key": "tiny", "max_batch_size": 2}
+    compiled, report = build_engine(net, "auto", **kwargs)
+    assert report.decision == "measured" and report.backend == compiled.backend
+    assert {"torchscript", "onnxruntime"} <= set(report.timings_ms)
+    assert report.cache_files and Path(report.cache_files[0]).is_file()
+    again, cached = build_engine(net, "auto", **kwargs)
+    assert (cached.decision, cached.backend) == ("cached", report.backend)
+    x = torch.randn(2, 3, 224, 224)
+    torch.testing.assert_close(again(x), compiled(x), atol=1e-4, rtol=1e-4)
+    fixed = build_engine(net, "onnxruntime", **kwargs).report
+    assert (fixed.backend, fixed.decision, fixed.requested) == (
+        "onnxruntime",
+        "fixed",
+        "onnxruntime",
+    )
