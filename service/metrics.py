@@ -91,6 +91,15 @@ class Metrics:
         self.images = Counter(
             "sanet_images_total", "Images run through the model.", ["model"], registry=r
         )
+        # rate() of it is the inference worker's utilisation (0..1 summed over the models of
+        # a device): the autoscaling signal (README "Kubernetes"), exact between any two
+        # scrapes whatever the scrape interval, unlike a gauge sampled at scrape time.
+        self.busy = Counter(
+            "sanet_inference_busy_seconds_total",
+            "Seconds the inference worker spent executing batches.",
+            ["model", "device"],
+            registry=r,
+        )
         self.queue_depth = Gauge(
             "sanet_queue_depth", "Images waiting in the batch queue.", ["model"], registry=r
         )
@@ -122,11 +131,14 @@ class Metrics:
 
     def publish_model(self, model: str, labels: dict[str, str]) -> None:
         self.model_info.labels(model=model, **labels).set(1)
+        self.busy.labels(model=model, device=labels["device"])  # 0 from the start: rate() works
 
-    def observe_batch(self, model: str, size: int, seconds: float) -> None:
+    def observe_batch(self, model: str, size: int, seconds: float, device: str) -> None:
+        """One executed batch of ``size`` images that kept ``device`` busy ``seconds``."""
         self.batch_size.labels(model=model).observe(size)
         self.images.labels(model=model).inc(size)
         self.inference.labels(model=model).observe(seconds)
+        self.busy.labels(model=model, device=device).inc(seconds)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

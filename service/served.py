@@ -229,8 +229,10 @@ class ServedModel:
         """The batcher's infer_fn: a list of (3,224,224) tensors -> one probability row each."""
         t0 = time.perf_counter()
         with torch.inference_mode():
+            # the CUDA engine returns host tensors, so this wall time is device busy time
             probs = probabilities(self.engine(torch.stack(images)))
-        self.metrics.observe_batch(self.name, len(images), time.perf_counter() - t0)
+        seconds = time.perf_counter() - t0
+        self.metrics.observe_batch(self.name, len(images), seconds, self._info().device)
         return list(probs.unbind(0))
 
     # -- what it reports --------------------------------------------------------------------
