@@ -6,7 +6,7 @@ client's p99 beside each candidate signal over the same interval:
 
 - utilisation: rate of ``sanet_inference_busy_seconds_total`` (summed over models), 0..1;
 - queue wait: mean and p99 of ``sanet_queue_wait_seconds``;
-- queue saturation: ``sanet_queue_saturation`` at the end of the level (what the old HPA read).
+- queue saturation: the highest ``sanet_queue_saturation`` sampled each second (the old HPA's).
 
     python -m bench.signal --model sanet50 --concurrency 1 2 4 8 12 16 --rate 5 10 15 20
 """
@@ -14,21 +14,22 @@ client's p99 beside each candidate signal over the same interval:
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import random
-import shlex
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import plot as report
-from bench.common import RESULTS, markdown_table, machine, write_json
+from bench.common import RESULTS, machine, markdown_table, write_json
 from bench.load import Sender, closed_loop, encode_bodies, open_loop, run_async
 from bench.server import parse_config, spawned
-from prometheus_client.parser import text_string_to_metric_families
 from tests.support.servers import sanet_serve_command
 
 log = logging.getLogger("bench.signal")
@@ -94,11 +95,24 @@ def signals(before: dict[str, Any], after: dict[str, Any], seconds: float) -> di
     }
 
 
+async def sample_saturation(client: httpx.AsyncClient, base: str, stop: asyncio.Event) -> float:
+    """Highest ``sanet_queue_saturation`` seen once a second until ``stop`` (a gauge: it
+    must be read while the load runs, not after the queue drained)."""
+    highest = 0.0
+    while not stop.is_set():
+        highest = max(highest, counters((await client.get(f"{base}/metrics")).text)["saturation"])
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+    return highest
+
+
 async def level(sender: Sender, base: str, mode: str, value: float, args: Any) -> dict:
     """Warm up, then one measured level with a scrape on either side."""
     if mode == "closed":
         await closed_loop(sender, int(value), args.warmup, args.max_requests)
     before = counters((await sender.client.get(f"{base}/metrics")).text)
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(sample_saturation(sender.client, base, stop))
     t0 = time.perf_counter()
     if mode == "closed":
         tally = await closed_loop(sender, int(value), args.duration, args.max_requests)
@@ -106,9 +120,10 @@ async def level(sender: Sender, base: str, mode: str, value: float, args: Any) -
         rng = random.Random(args.seed)
         tally = await open_loop(sender, value, args.duration, args.max_requests, 256, rng)
     elapsed = time.perf_counter() - t0
+    stop.set()
     after = counters((await sender.client.get(f"{base}/metrics")).text)
     run = {"mode": mode, "level": value, **report.summarize(tally, elapsed)}
-    run["signals"] = signals(before, after, elapsed)
+    run["signals"] = signals(before, after, elapsed) | {"queue_saturation": await sampler}
     log.info("%s %g: p99 %s ms, %s", mode, value, run["latency_ms"]["p99"], run["signals"])
     return run
 
