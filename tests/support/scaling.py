@@ -52,6 +52,7 @@ class Ramp:
         self._cond = threading.Condition()
         self._stop = False
         self._rr = itertools.count()
+        self._sent: dict[int, float] = {}  # worker -> when its unanswered request was sent
         self._threads = [threading.Thread(target=self._work, args=(i,)) for i in range(workers)]
 
     def start(self) -> Ramp:
@@ -73,9 +74,12 @@ class Ramp:
             t.join(60)
 
     def p99(self, since: float) -> float | None:
-        """p99 latency (s) of the answered requests sent after ``since`` (monotonic)."""
+        """p99 latency (s) of the requests sent after ``since`` (monotonic); one still
+        unanswered counts with its age so far, a lower bound of its latency."""
+        now = time.monotonic()
         with self._cond:
             latest = [s for sent, s, _ in self.answers if sent >= since]
+            latest += [now - sent for sent in self._sent.values() if sent >= since]
         if not latest:
             return None
         latest.sort()
@@ -86,17 +90,18 @@ class Ramp:
             self._cond.wait_for(lambda: self._stop or index < self.level)
             if self._stop:
                 return None
+            self._sent[index] = time.monotonic()
             return self.urls[next(self._rr) % self.replicas]
 
     def _work(self, index: int) -> None:
         headers = {"Content-Type": "image/jpeg"}
         with httpx.Client(timeout=60) as client:
             while (url := self._next_url(index)) is not None:
-                t0 = time.monotonic()
                 status = client.post(f"{url}/classify?top_k=1", content=self.body, headers=headers)
                 done = time.monotonic()
                 with self._cond:
-                    self.answers.append((t0, done - t0, status.status_code))
+                    sent = self._sent.pop(index)
+                    self.answers.append((sent, done - sent, status.status_code))
 
 
 def run_scenario(
