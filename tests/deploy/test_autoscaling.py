@@ -8,11 +8,14 @@ HPA algorithm with the behaviour of ``deploy/k8s/base/hpa.yaml`` (tests.support.
 decided number of replicas is put in service. Production durations are scaled by
 ``TIME_SCALE`` (the 1 m rate window is 4 s, the 300 s scale-down window 20 s).
 
-What the scenario guarantees, and so what is asserted: idle means the minimum; once a load and
-a replica count have held for a whole window, p99 above the SLO means the HPA asks for more
-replicas; a steady load never flips the replica count back and forth; idle again returns to
-the minimum. The overload is sized from a measured single-request latency (3x the SLO's worth
-of queued work), so it overloads any machine; no assertion compares a timing to a constant.
+What the scenario guarantees, and so what is asserted: idle means the minimum; once the
+overload and a replica count have held for a whole window, p99 above the SLO means the HPA
+asks for more replicas; a steady load never flips the replica count back and forth; idle
+again returns to the minimum; KEDA's query on the same data equals the adapter's, summed.
+The overload is sized from a measured single-request latency (3x the SLO's worth of queued
+work), so it overloads any machine; no assertion compares a timing to a constant. (At the
+steady single client, p99 is one image's service time: on a crowded machine it can exceed
+the SLO with no queue, and more replicas could not shorten it, so it is not asserted on.)
 
 ``SANET_SCALING_PLOT=path.png`` also writes the run's plot there (the README's figure).
 """
@@ -25,6 +28,7 @@ import json
 import math
 import os
 import statistics
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,7 +125,16 @@ def settled(step: Step) -> bool:
     return step.settled_s >= WINDOW_S + TICK_S
 
 
-def run(pods: list[Spawned], prom: PromClient, tmp: Path) -> tuple[list[Step], Autoscaler, int]:
+def keda_query() -> str:
+    """The ScaledObject's query with the test's rate window."""
+    scaled = yaml.safe_load((K8S_DIR / "overlays" / "keda" / "scaledobject.yaml").read_text())
+    (trigger,) = scaled["spec"]["triggers"]
+    return trigger["metadata"]["query"].replace("[1m]", f"[{WINDOW_S:g}s]")
+
+
+def run(
+    pods: list[Spawned], prom: PromClient, tmp: Path, keda: list[tuple[float, float]]
+) -> tuple[list[Step], Autoscaler, int]:
     """The scenario: calibrate, wait until the signal is quiet, walk the phases, report."""
     hpa_spec, target = shipped_hpa()
     hpa_spec["spec"].update(minReplicas=1, maxReplicas=REPLICAS)  # the replicas there are
@@ -131,7 +144,10 @@ def run(pods: list[Spawned], prom: PromClient, tmp: Path) -> tuple[list[Step], A
     overload = max(4, min(24, math.ceil(3 * slo_seconds() / single_request_s(urls[0], body))))
 
     def signal(replicas: int) -> float:
-        values = prom.by_label(query, "instance")
+        at = time.time()
+        values = prom.by_label(query, "instance", at)
+        # KEDA's query on the same data: the sum over every pod (it divides by the count)
+        keda.append((sum(values.values()), prom.by_label(keda_query(), "", at).get("", 0.0)))
         return sum(values.get(u.removeprefix("http://"), 0.0) for u in urls[:replicas]) / replicas
 
     poll(lambda: signal(REPLICAS) < 0.01, 30, "the calibration to leave the window")
@@ -156,7 +172,8 @@ def run(pods: list[Spawned], prom: PromClient, tmp: Path) -> tuple[list[Step], A
 
 
 def test_replayed_hpa_scales_up_before_and_back_to_min(cluster, tmp_path: Path):
-    steps, hpa, overload = run(*cluster, tmp_path)
+    keda: list[tuple[float, float]] = []  # (adapter summed over pods, KEDA query) per tick
+    steps, hpa, overload = run(*cluster, tmp_path, keda)
     slo = slo_seconds()
     by_phase: dict[str, list[Step]] = {}
     for s in steps:
@@ -172,6 +189,9 @@ def test_replayed_hpa_scales_up_before_and_back_to_min(cluster, tmp_path: Path):
     turns = [b - a for a, b in itertools.pairwise(counts) if b != a]
     assert all(t < 0 for t in turns) or all(t > 0 for t in turns), f"flapping: {counts}"
     assert by_phase["idle again"][-1].decision.desired == hpa.min_replicas, by_phase["idle again"]
+    assert max(k for _, k in keda) > 0.5
+    for adapter, scaled_object in keda:
+        assert scaled_object == pytest.approx(adapter, abs=1e-9)
 
 
 def report(steps: list[Step], tmp: Path, slo: float, target: float, overload: int) -> None:

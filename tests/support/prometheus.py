@@ -24,15 +24,16 @@ class PromClient:
     def __init__(self, base: str) -> None:
         self.http = httpx.Client(base_url=base, timeout=5)
 
-    def query(self, expr: str) -> list[dict]:
-        """Result vector of an instant query; raises on a query error."""
-        body = self.http.get("/api/v1/query", params={"query": expr}).json()
+    def query(self, expr: str, at: float | None = None) -> list[dict]:
+        """Result vector of an instant query (at unix time ``at``); raises on a query error."""
+        params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
+        body = self.http.get("/api/v1/query", params=params).json()
         assert body["status"] == "success", f"{expr}: {body}"
         return body["data"]["result"]
 
-    def by_label(self, expr: str, label: str) -> dict[str, float]:
+    def by_label(self, expr: str, label: str, at: float | None = None) -> dict[str, float]:
         """An instant vector as {value of ``label``: sample value}."""
-        return {r["metric"].get(label, ""): float(r["value"][1]) for r in self.query(expr)}
+        return {r["metric"].get(label, ""): float(r["value"][1]) for r in self.query(expr, at)}
 
     def alerts(self) -> list[dict]:
         """Alerts Prometheus currently holds (pending or firing)."""
