@@ -8,7 +8,7 @@ client's p99 beside each candidate signal over the same interval:
 - queue wait: mean and p99 of ``sanet_queue_wait_seconds``;
 - queue saturation: the highest ``sanet_queue_saturation`` sampled each second (the old HPA's).
 
-    python -m bench.signal --model sanet50 --concurrency 1 2 4 8 12 16 --rate 5 10 15 20
+    python -m bench.signal --model sanet50 --concurrency 1 2 4 8 --rate-fractions 0.2 0.5 0.8 1
 """
 
 from __future__ import annotations
@@ -134,8 +134,12 @@ async def measure(base: str, args: Any) -> list[dict]:
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
         url = f"{base}/classify?model={args.model}&top_k=1"
         sender = Sender(client, url, encode_bodies(photos, "raw"), 60)
-        levels = [("closed", c) for c in args.concurrency] + [("open", r) for r in args.rate]
-        return [await level(sender, base, mode, v, args) for mode, v in levels]
+        runs = [await level(sender, base, "closed", c, args) for c in args.concurrency]
+        rates = list(args.rate)
+        if args.rate_fractions:  # of the capacity: the highest closed-loop throughput
+            capacity = max(r["images_per_s"] for r in runs)
+            rates += [round(f * capacity, 2) for f in args.rate_fractions]
+        return runs + [await level(sender, base, "open", r, args) for r in rates]
 
 
 def rows(runs: Sequence[dict]) -> list[list[object]]:
@@ -160,6 +164,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--images", nargs="+", type=Path, default=[SAMPLES / "coffee.jpg"])
     p.add_argument("--concurrency", nargs="*", type=int, default=[1, 2, 4, 8, 12, 16])
     p.add_argument("--rate", nargs="*", type=float, default=[5, 10, 15, 20])
+    p.add_argument(
+        "--rate-fractions",
+        nargs="*",
+        type=float,
+        default=[],
+        help="open-loop rates as fractions of the closed-loop capacity",
+    )
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--max-requests", type=int, default=100_000)
