@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--config", default="default", metavar="LABEL[:K=V,...]")
     p.add_argument("--images", nargs="+", type=Path, default=[SAMPLES / "coffee.jpg"])
     p.add_argument("--concurrency", nargs="*", type=int, default=[1, 2, 4, 8, 12, 16])
-    p.add_argument("--rate", nargs="*", type=float, default=[5, 10, 15, 20])
+    p.add_argument("--rate", nargs="*", type=float, default=[])
     p.add_argument(
         "--rate-fractions",
         nargs="*",
