@@ -144,10 +144,12 @@ def run(
     overload = max(4, min(24, math.ceil(3 * slo_seconds() / single_request_s(urls[0], body))))
 
     def signal(replicas: int) -> float:
-        at = time.time()
-        values = prom.by_label(query, "instance", at)
-        # KEDA's query on the same data: the sum over every pod (it divides by the count)
-        keda.append((sum(values.values()), prom.by_label(keda_query(), "", at).get("", 0.0)))
+        values = prom.by_label(query, "instance")
+        # KEDA's query on the same data: the sum over every pod (it divides by the count),
+        # both evaluated 3 s in the past, where no scrape is still being written
+        at = time.time() - 3
+        past = prom.by_label(query, "instance", at)
+        keda.append((sum(past.values()), prom.by_label(keda_query(), "", at).get("", 0.0)))
         return sum(values.get(u.removeprefix("http://"), 0.0) for u in urls[:replicas]) / replicas
 
     poll(lambda: signal(REPLICAS) < 0.01, 30, "the calibration to leave the window")
