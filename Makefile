@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv serve test test-unit test-api test-deploy test-cuda lint bench bench-model docker-smoke clean
+.PHONY: venv serve test test-unit test-api test-deploy test-cuda lint bench bench-model bench-signal docker-smoke clean
 
 venv: $(STAMP)
 
@@ -48,6 +48,11 @@ bench: venv
 
 bench-model: venv
 	$(BIN)/python -m bench.model_speed
+
+# Each autoscaling signal beside p99, closed and open loop (README "Autoscaling")
+bench-signal: venv
+	$(BIN)/python -m bench.signal --model sanet50 --concurrency 1 2 4 8 \
+		--rate-fractions 0.2 0.35 0.5 0.6 0.7 0.8 0.9 1.0 --duration 12
 
 docker-smoke:
 	bash deploy/docker-smoke.sh

@@ -4,7 +4,7 @@
 # classify samples/coffee.jpg, check the process is not root, stop it.
 #
 # Needs a Docker engine. On machines without one (no registry either), start the sandbox
-# first:  eval "$(../shared/tools/container-sandbox.sh up)"
+# first:  eval "$(deploy/sandbox/container-sandbox.sh up)"
 # Torch comes from the CPU wheel index, or from a local CPU wheel when one is found in
 # $TORCH_WHEEL_DIR or pip's find-links (it is copied to deploy/wheels/, which git ignores).
 set -euo pipefail

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from urllib.parse import parse_qs
 
 from prometheus_client import (
@@ -15,6 +17,8 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (
@@ -91,6 +95,7 @@ class Metrics:
         self.images = Counter(
             "sanet_images_total", "Images run through the model.", ["model"], registry=r
         )
+        self.busy = BusyTime(registry=r)
         self.queue_depth = Gauge(
             "sanet_queue_depth", "Images waiting in the batch queue.", ["model"], registry=r
         )
@@ -122,14 +127,68 @@ class Metrics:
 
     def publish_model(self, model: str, labels: dict[str, str]) -> None:
         self.model_info.labels(model=model, **labels).set(1)
+        self.busy.export(model, labels["device"])  # 0 from the start: rate() works at once
 
     def observe_batch(self, model: str, size: int, seconds: float) -> None:
+        """One executed batch of ``size`` images that took ``seconds``."""
         self.batch_size.labels(model=model).observe(size)
         self.images.labels(model=model).inc(size)
         self.inference.labels(model=model).observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class BusyTime(Collector):
+    """``sanet_inference_busy_seconds_total{model,device}``: seconds spent executing batches.
+
+    Its rate() is the inference worker's utilisation (0..1, summed over the models of the
+    device), the autoscaling signal (README "Kubernetes"). A batch in progress counts up to
+    the moment of the scrape, so the rate is exact between any two scrapes even when one
+    batch lasts about as long as a scrape interval (a counter bumped at the end of each batch
+    would jump by whole batches).
+    """
+
+    NAME = "sanet_inference_busy_seconds"
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._lock = threading.Lock()
+        self._done: dict[tuple[str, str], float] = {}
+        self._since: dict[tuple[str, str], float] = {}
+        registry.register(self)
+
+    def export(self, model: str, device: str) -> None:
+        with self._lock:
+            self._done.setdefault((model, device), 0.0)
+
+    @contextmanager
+    def timing(self, model: str, device: str) -> Iterator[Callable[[], float]]:
+        """Count the block as busy; yields a function giving the block's duration after it."""
+        key, start = (model, device), time.perf_counter()
+        with self._lock:
+            self._since[key] = start
+        elapsed = 0.0
+        try:
+            yield lambda: elapsed
+        finally:
+            with self._lock:
+                elapsed = time.perf_counter() - self._since.pop(key)
+                self._done[key] = self._done.get(key, 0.0) + elapsed
+
+    def describe(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self.NAME, self.__doc__ or "", labels=["model", "device"])
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            self.NAME, "Seconds the inference worker spent executing batches.",
+            labels=["model", "device"],
+        )  # fmt: skip
+        now = time.perf_counter()
+        with self._lock:
+            for key, done in self._done.items():
+                running = now - self._since[key] if key in self._since else 0.0
+                family.add_metric(list(key), done + running)
+        yield family
 
 
 ModelOf = Callable[[Scope], str]

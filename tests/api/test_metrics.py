@@ -6,6 +6,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from tests.support.app import ARCH
 from tests.support.images import image_bytes
 
@@ -23,6 +25,7 @@ METRIC_NAMES = {
     "sanet_rejected_total",
     "sanet_model_info",
     "sanet_queue_saturation",
+    "sanet_inference_busy_seconds_total",
 }
 
 
@@ -58,6 +61,10 @@ def test_counts_after_known_traffic(serve: Callable[..., Any]) -> None:
         assert m("sanet_queue_depth", model=ARCH) == 0
         assert m("sanet_queue_saturation", model=ARCH) == 0
         assert m("sanet_inflight_requests") == 0
+        # the worker was busy exactly the summed batch times, on the model's device
+        busy = m("sanet_inference_busy_seconds_total", model=ARCH, device="cpu")
+        assert busy > 0
+        assert busy == pytest.approx(m("sanet_inference_seconds_sum", model=ARCH))
         assert (
             m(
                 "sanet_model_info",

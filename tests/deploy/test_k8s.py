@@ -2,6 +2,7 @@
 kubernetes-validate --strict; the Prometheus Operator objects are checked here."""
 
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -114,8 +115,24 @@ def test_hpa_metric_is_served_by_the_adapter_rules(rendered):
     values = yaml.safe_load((K8S_DIR / "prometheus-adapter" / "values.yaml").read_text())
     served = {rule["name"]["as"]: rule for rule in values["rules"]["custom"]}
     assert name in served
-    assert served[name]["seriesQuery"].startswith(name + "{")
-    assert set(served[name]["resources"]["overrides"]) == {"namespace", "pod"}
+    rule = served[name]
+    series = re.match(r"\w+", rule["seriesQuery"]).group(0)
+    assert re.fullmatch(rule["name"]["matches"].strip("^$"), series)
+    assert set(rule["resources"]["overrides"]) == {"namespace", "pod"}
+    # the signal is a rate of the busy counter, over a window of several scrapes (15 s)
+    if name == "sanet_inference_utilisation":
+        assert series == "sanet_inference_busy_seconds_total"
+        assert "rate(<<.Series>>{<<.LabelMatchers>>}[1m])" in rule["metricsQuery"]
+    target = metric["pods"]["target"]
+    assert target["type"] == "AverageValue"
+
+
+def test_hpa_bounds_come_from_the_overlay(rendered):
+    spec = rendered["HorizontalPodAutoscaler"]["spec"]
+    bounds = {"cpu": (2, 10), "gpu": (1, 4)}[rendered["_overlay"]["name"]]
+    assert (spec["minReplicas"], spec["maxReplicas"]) == bounds
+    up, down = spec["behavior"]["scaleUp"], spec["behavior"]["scaleDown"]
+    assert up["stabilizationWindowSeconds"] < down["stabilizationWindowSeconds"]
 
 
 def test_service_monitor_scrapes_the_service(rendered):

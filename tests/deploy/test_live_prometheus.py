@@ -16,8 +16,9 @@ import httpx
 import pytest
 import yaml
 
+from tests.support import prometheus as prometheus_server
 from tests.support.paths import GRAFANA_DIR, K8S_DIR, PROM_DIR, SAMPLES
-from tests.support.ports import free_port
+from tests.support.prometheus import PromClient, adapter_query
 from tests.support.servers import Spawned, sanet_serve_command
 from tests.support.tools import require_tool
 from tests.support.waiting import poll
@@ -32,27 +33,6 @@ SERVICE_ENV = {
 }
 
 
-class PromClient:
-    """Minimal client of the Prometheus HTTP API (instant queries and alerts)."""
-
-    def __init__(self, base: str) -> None:
-        self.http = httpx.Client(base_url=base, timeout=5)
-
-    def query(self, expr: str) -> list[dict]:
-        """Result vector of an instant query; raises on a query error."""
-        body = self.http.get("/api/v1/query", params={"query": expr}).json()
-        assert body["status"] == "success", f"{expr}: {body}"
-        return body["data"]["result"]
-
-    def alerts(self) -> list[dict]:
-        """Alerts Prometheus currently holds (pending or firing)."""
-        return self.http.get("/api/v1/alerts").json()["data"]["alerts"]
-
-    def close(self) -> None:
-        """Close the HTTP connection pool."""
-        self.http.close()
-
-
 @dataclass
 class Stack:
     """The running service and Prometheus of this module."""
@@ -60,43 +40,6 @@ class Stack:
     service: Spawned
     prom: PromClient
     http: httpx.Client
-
-
-def _write_test_config(tmp: Path, service_port: int, prom_port: int) -> Path:
-    """Copy the project's config and rules with 1 s intervals, the test's ports and 1 s `for`."""
-    config = yaml.safe_load((PROM_DIR / "prometheus.yml").read_text())
-    config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
-    targets = {"sanet": f"127.0.0.1:{service_port}", "prometheus": f"127.0.0.1:{prom_port}"}
-    for job in config["scrape_configs"]:
-        job["static_configs"] = [{"targets": [targets[job["job_name"]]]}]
-    rule_files = []
-    for name in config["rule_files"]:
-        rules = yaml.safe_load((PROM_DIR / name).read_text())
-        for group in rules["groups"]:
-            for rule in group["rules"]:
-                if "for" in rule:
-                    rule["for"] = "1s"
-        path = tmp / Path(name).name
-        path.write_text(yaml.safe_dump(rules))
-        rule_files.append(str(path))
-    config["rule_files"] = rule_files
-    path = tmp / "prometheus.yml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def _start_prometheus(binary: str, tmp: Path, service_port: int) -> Spawned:
-    """Prometheus with the project's config (test ports and intervals), not yet ready."""
-    port = free_port()
-    config = _write_test_config(tmp, service_port, port)
-    cmd = [
-        binary,
-        f"--config.file={config}",
-        f"--storage.tsdb.path={tmp / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--log.level=warn",
-    ]
-    return Spawned(cmd, tmp / "prometheus.log", port=port, ready_path="/-/ready")
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +50,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with contextlib.ExitStack() as cleanup:
         service = Spawned(sanet_serve_command(), tmp / "service.log", SERVICE_ENV)
         cleanup.callback(service.stop)
-        prometheus = _start_prometheus(binary, tmp, service.port)
+        prometheus = prometheus_server.start(binary, tmp, [f"127.0.0.1:{service.port}"])
         cleanup.callback(prometheus.stop)
         prom = PromClient(prometheus.url)
         cleanup.callback(prom.close)
@@ -171,12 +114,7 @@ def test_autoscaler_metric_query_returns_data(stack):
     exprs = []
     for rule in values["rules"]["custom"]:
         series = re.match(r"\w+", rule["seriesQuery"]).group(0)
-        exprs.append(
-            rule["metricsQuery"]
-            .replace("<<.Series>>", series)
-            .replace("<<.LabelMatchers>>", 'job="sanet"')
-            .replace("<<.GroupBy>>", "instance")
-        )
+        exprs.append(adapter_query(rule["metricsQuery"], series, "instance", 'job="sanet"'))
     wait_for_data(stack, exprs)
 
 
