@@ -32,11 +32,19 @@ def get_lifecycle(request: Request) -> Lifecycle:
 
 async def require_api_key(request: Request) -> None:
     """``Authorization: Bearer KEY`` or ``X-API-Key: KEY`` when SANET_API_KEYS is set."""
-    keys: list[bytes] = request.app.state.api_keys
+    check_api_key(
+        request.app.state.api_keys,
+        request.headers.get("authorization", ""),
+        request.headers.get("x-api-key"),
+    )
+
+
+def check_api_key(keys: list[bytes], authorization: str, x_api_key: str | None) -> None:
+    """Raise ``Unauthorized`` unless a key is required and given (any front end)."""
     if not keys:
         return
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    supplied = token.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key")
+    scheme, _, token = authorization.partition(" ")
+    supplied = token.strip() if scheme.lower() == "bearer" else x_api_key
     if not supplied:
         raise errors.Unauthorized()
     given = supplied.encode()
