@@ -44,8 +44,10 @@ def create_app(settings: Settings) -> FastAPI:
                 await grpc_front.stop(grace=1.0)
 
     # Swagger UI and ReDoc assets come from the fastapi-offline package: /docs and /redoc
-    # load nothing from outside the machine.
+    # load nothing from outside the machine (/redoc is page.py's, with a same-origin CSP).
     app = FastAPIOffline(
+        redoc_url=None,
+        static_url=page.OFFLINE_ASSETS,
         title="sanet-serve",
         summary="SA-Net (Shuffle Attention ResNet) image classification",
         version="0.1.0",
