@@ -85,12 +85,13 @@ async def classify(
         )
         del body
         result = await served.classify(
-            admission, images, top_k=top_k, disconnect=lambda: _disconnected(request)
+            admission, images, top_k=top_k, disconnect=lambda: disconnected(request)
         )
     return _render(result)
 
 
-async def _disconnected(request: Request) -> None:
+async def disconnected(request: Request) -> None:
+    """Returns once the client of ``request`` went away (its body already read)."""
     # After the body is read, the server's receive() only returns on disconnect.
     while (await request.receive())["type"] != "http.disconnect":
         await asyncio.sleep(0.05)

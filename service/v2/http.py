@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from service import bodies
 from service.errors import BadRequest, InvalidParameter
-from service.routes import Life, require_api_key
+from service.routes import Life, disconnected, require_api_key
 from service.v2 import protocol, schemas
 from service.v2.tensors import InferRequest, InputTensor, OutputTensor, RequestedOutput
 
@@ -114,7 +114,9 @@ async def infer(
         req = parse_infer(name, body, request.headers.get(HEADER_LENGTH))
         del body
         admission.tighten(protocol.deadline_of(req, start, budget))
-        outputs = await protocol.infer(served, admission, req)
+        outputs = await protocol.infer(
+            served, admission, req, disconnect=lambda: disconnected(request)
+        )
     return render_infer(served.name, req.id, outputs)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from service.errors import InvalidParameter, ModelNotFound, TooManyImages
-from service.served import Admission, Classification, ServedModel
+from service.served import Admission, Classification, Disconnect, ServedModel
 from service.v2.tensors import (
     InferRequest,
     InputTensor,
@@ -70,9 +70,16 @@ def deadline_of(request: InferRequest, started: float, default_s: float) -> floa
 
 
 async def infer(
-    served: ServedModel, admission: Admission, request: InferRequest
+    served: ServedModel,
+    admission: Admission,
+    request: InferRequest,
+    disconnect: Disconnect | None = None,
 ) -> list[OutputTensor]:
-    """Run ``request`` through the model's path (admitted already); the answer's outputs."""
+    """Run ``request`` through the model's path (admitted already); the answer's outputs.
+
+    ``disconnect`` returns when the client went away (HTTP); gRPC needs none, since a
+    cancelled call cancels its task and with it the queued work.
+    """
     outputs = _requested(request)
     k = max((o.classification for o in outputs), default=0)
     if k > served.num_classes:
@@ -82,10 +89,10 @@ async def infer(
     if tensor.name == IMAGE:
         images = _images(tensor)
         _check_count(len(images), limit)
-        result = await served.classify(admission, images, top_k=max(k, 1))
+        result = await served.classify(admission, images, top_k=max(k, 1), disconnect=disconnect)
     else:
         tensors = _tensors(tensor, served.input_shape, limit)
-        result = await served.predict(admission, tensors, top_k=max(k, 1))
+        result = await served.predict(admission, tensors, top_k=max(k, 1), disconnect=disconnect)
     return [_render(o, result, served.labels, request.binary_output) for o in outputs]
 
 
