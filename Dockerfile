@@ -46,6 +46,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     SANET_CACHE_DIR=/tmp/sanet-cache \
     SANET_HOST=0.0.0.0 \
     SANET_PORT=8000 \
+    SANET_GRPC_PORT=8001 \
     SANET_DEVICE=cpu \
     SANET_LOG_JSON=true
 # Checkpoints are mounted read-only here and named in SANET_MODELS,
@@ -53,7 +54,8 @@ ENV PATH=/opt/venv/bin:$PATH \
 VOLUME ["/models"]
 USER 10001:10001
 WORKDIR /tmp
-EXPOSE 8000
+# 8000: HTTP (/classify, KServe v2 REST, /metrics); 8001: KServe v2 gRPC
+EXPOSE 8000 8001
 # /readyz is 200 only once every model is loaded, compiled and warmed up.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=180s --retries=3 \
     CMD ["python", "/opt/sanet/healthcheck.py"]

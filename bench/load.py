@@ -11,6 +11,7 @@ its ``sanet_batch_size`` histogram, scraped before and after the level. Without 
     python -m bench.load --url http://127.0.0.1:8000 --rate 5 10 15 --body raw multipart
     python -m bench.load --model sanet50 --concurrency 1 16 \\
         --config torchscript:SANET_BACKEND=torchscript --config ort:SANET_BACKEND=onnxruntime
+    python -m bench.load --body raw v2_http v2_grpc     # /classify against KServe v2 REST, gRPC
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from bench import plot as report
+from bench import v2
 from bench.common import RESULTS
 from bench.plot import Tally
 from bench.server import parse_config, setting, spawned
+from tests.support.ports import free_port
 from tests.support.servers import sanet_serve_command
 
 log = logging.getLogger("bench.load")
@@ -81,6 +84,8 @@ def encode_bodies(images: Sequence[bytes], kind: str, per_request: int = 1) -> l
         return [Body(data, {"Content-Type": "image/jpeg"}, 1) for data in images]
     n = len(images)
     groups = [[images[(i + j) % n] for j in range(per_request)] for i in range(n)]
+    if kind.startswith("v2_"):  # the gRPC sender builds messages from the same bytes
+        return [Body(*v2.http_body(group), len(group)) for group in groups]
     encode = _multipart if kind == "multipart" else _base64
     return [encode(group) for group in groups]
 
@@ -186,13 +191,31 @@ async def measure(base: str, label: str, args: Any, bodies: dict[str, list[Body]
     runs = []
     async with httpx.AsyncClient(limits=limits, timeout=args.timeout, headers=headers) as client:
         for kind, kind_bodies in bodies.items():
-            sender = Sender(client, f"{base}/classify?{query}", kind_bodies, args.timeout)
+            sender = _sender(client, base, kind, kind_bodies, query, args)
             for mode, level in levels:
-                run = await run_level(sender, base, mode, level, args)
+                run = await run_level(sender, base, mode, level, args)  # type: ignore[arg-type]
                 run.update(config=label, body=kind, images_per_request=kind_bodies[0].images)
                 log.info("%s", report.describe(run))
                 runs.append(run)
+            if isinstance(sender, v2.GrpcSender):
+                await sender.close()
     return runs
+
+
+def _sender(
+    client: httpx.AsyncClient, base: str, kind: str, bodies: list[Body], query: str, args: Any
+) -> Sender | v2.GrpcSender:
+    """/classify, KServe v2 REST (same port) or KServe v2 gRPC (``args.grpc``)."""
+    model = args.model or "sanet50"
+    if kind == "v2_grpc":
+        photos = [path.read_bytes() for path in args.images]
+        n, per = len(photos), args.images_per_request
+        groups = [[photos[(i + j) % n] for j in range(per)] for i in range(n)]
+        requests = [(v2.grpc_request(model, g, args.top_k), len(g)) for g in groups]
+        return v2.GrpcSender(client, args.grpc, requests, args.timeout, args.api_key)
+    if kind == "v2_http":
+        return Sender(client, f"{base}/v2/models/{model}/infer", bodies, args.timeout)
+    return Sender(client, f"{base}/classify?{query}", bodies, args.timeout)
 
 
 def run_async(coro: Awaitable[list[dict]]) -> list[dict]:
@@ -227,7 +250,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--model", default=None, help="?model= (spawned servers: sanet50)")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--images", nargs="+", type=Path, default=DEFAULT_IMAGES)
-    p.add_argument("--body", nargs="+", default=["raw"], choices=["raw", "multipart", "base64"])
+    p.add_argument(
+        "--body",
+        nargs="+",
+        default=["raw"],
+        choices=["raw", "multipart", "base64", "v2_http", "v2_grpc"],
+    )
+    p.add_argument("--grpc", default=None, help="gRPC host:port with --url (default: :8001)")
     p.add_argument("--images-per-request", type=int, default=1)
     p.add_argument("--concurrency", nargs="*", type=int, default=[1, 4, 16])
     p.add_argument("--rate", nargs="*", type=float, default=[], help="open-loop requests/s")
@@ -249,6 +278,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if min([*args.concurrency, *args.rate, args.images_per_request, args.max_in_flight]) <= 0:
         p.error("concurrency, rate, images per request and in-flight cap must be positive")
     args.url = check_local(args.url, args.allow_remote) if args.url else None
+    if args.url and not args.grpc:
+        args.grpc = f"{urlsplit(args.url).hostname}:8001"
     args.model = args.model or (None if args.url else "sanet50")
     args.rng = random.Random(args.seed)
     return args
@@ -267,9 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         cmd = shlex.split(args.server_cmd) if args.server_cmd else sanet_serve_command()
         common = dict(map(setting, args.server_env))  # one K=V each: values may hold commas
         for label, env in map(parse_config, args.config or ["default"]):
-            with spawned(
-                cmd, {"SANET_MODELS": args.model, **common, **env}, args.ready_timeout
-            ) as base:
+            port = free_port()  # the spawned server's gRPC port (v2_grpc)
+            args.grpc = f"127.0.0.1:{port}"
+            env = {"SANET_MODELS": args.model, "SANET_GRPC_PORT": str(port), **common, **env}
+            with spawned(cmd, env, args.ready_timeout) as base:
                 runs += run_async(measure(base, label, args, bodies))
     params = {k: v for k, v in vars(args).items() if k not in ("rng", "api_key")}
     title = f"sanet-serve load ({args.model or 'default model'})"

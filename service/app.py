@@ -6,28 +6,48 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
+from service import page
 from service.config import Settings
 from service.error_handler import install_error_handlers
 from service.lifecycle import Lifecycle
-from service.metrics import Metrics, RequestMetricsMiddleware, query_model
+from service.metrics import Metrics, RequestMetricsMiddleware, request_route
 from service.routes import router
+from service.v2 import http as v2_http
+from service.v2.grpc_server import GrpcFrontEnd, V2Servicer
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """A new app; models load in the background once the server starts (see /readyz)."""
+    """A new app; models load in the background once the server starts (see /readyz).
+
+    With SANET_GRPC_PORT set, the KServe v2 gRPC server runs in the same event loop: started
+    with the app, stopped after the drain.
+    """
     metrics = Metrics()
     lifecycle = Lifecycle(settings, metrics)
+    api_keys = [k.encode() for k in settings.api_key_values()]
+    grpc_front = None
+    if settings.grpc_port:
+        grpc_front = GrpcFrontEnd(settings, V2Servicer(lifecycle, metrics, api_keys))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if grpc_front is not None:
+            await grpc_front.start()
         lifecycle.begin_startup()
         try:
             yield
         finally:
             await lifecycle.shutdown()
+            if grpc_front is not None:
+                await grpc_front.stop(grace=1.0)
 
-    app = FastAPI(
+    # Swagger UI and ReDoc assets come from the fastapi-offline package: /docs and /redoc
+    # load nothing from outside the machine (/redoc is page.py's, with a same-origin CSP).
+    app = FastAPIOffline(
+        redoc_url=None,
+        static_url=page.OFFLINE_ASSETS,
         title="sanet-serve",
         summary="SA-Net (Shuffle Attention ResNet) image classification",
         version="0.1.0",
@@ -36,10 +56,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.lifecycle = lifecycle
-    app.state.api_keys = [k.encode() for k in settings.api_key_values()]
+    app.state.api_keys = api_keys
+    app.state.grpc = grpc_front
     install_error_handlers(app)
     app.include_router(router)
-    served = {m.name for m in settings.models}
-    model_of = query_model(settings.default_model, served)
-    app.add_middleware(RequestMetricsMiddleware, metrics=metrics, model_of=model_of)
+    app.include_router(v2_http.router)
+    app.include_router(page.router)
+    route_of = request_route(settings.default_model, {m.name for m in settings.models})
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics, route_of=route_of)
     return app

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Interface to bind (0.0.0.0 in containers).")
     port: int = Field(default=8000, ge=1, le=65535, description="TCP port.")
+    grpc_port: int = Field(
+        default=8001, ge=0, le=65535, description="TCP port of KServe v2 gRPC (0 disables)."
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="Inference device; auto takes cuda when available."
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -24,6 +25,26 @@ _FROM_MODEL: list[tuple[type[BaseException], type[errors.ServiceError]]] = [
     (model.ImageDecodeError, errors.InvalidImage),
     (ClientDisconnect, errors.ClientClosed),
 ]
+
+
+#: the gRPC status of each HTTP status a ServiceError carries (the v2 gRPC front end)
+GRPC_STATUS: dict[int, grpc.StatusCode] = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    404: grpc.StatusCode.NOT_FOUND,
+    405: grpc.StatusCode.UNIMPLEMENTED,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    415: grpc.StatusCode.INVALID_ARGUMENT,
+    499: grpc.StatusCode.CANCELLED,
+    503: grpc.StatusCode.UNAVAILABLE,
+    504: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+#: paths whose errors are KServe v2's ``{"error": "..."}``
+V2_PREFIX = "/v2"
+
+
+def grpc_status(err: errors.ServiceError) -> grpc.StatusCode:
+    return GRPC_STATUS.get(err.status_code, grpc.StatusCode.INTERNAL)
 
 
 def to_service_error(exc: BaseException) -> errors.ServiceError:
@@ -49,11 +70,14 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid parameter"
 
 
-def error_response(err: errors.ServiceError) -> JSONResponse:
+def error_response(err: errors.ServiceError, v2: bool = False) -> JSONResponse:
+    """The JSON error: ours, or KServe v2's ``{"error": message}`` (``v2``)."""
     headers = {"Retry-After": str(err.retry_after_s)} if err.retry_after_s else {}
     if err.status_code == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    body = {"error": {"code": err.code, "message": err.message}}
+    body: dict[str, object] = {"error": {"code": err.code, "message": err.message}}
+    if v2:
+        body = {"error": err.message}
     return JSONResponse(body, status_code=err.status_code, headers=headers)
 
 
@@ -68,7 +92,7 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
             err.code,
             exc_info=exc if err is not exc else None,
         )
-    return error_response(err)
+    return error_response(err, v2=request.url.path.startswith(V2_PREFIX))
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +45,8 @@ BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256, 512)
 #: model label of requests that never resolved to a served model (unknown name)
 NO_MODEL = "none"
 REJECT_REASONS = ("queue_full", "deadline", "draining", "disconnected")
+#: the ``protocol`` label: which front end answered (same model path behind each)
+PROTOCOLS = ("classify", "v2_http", "v2_grpc")
 
 
 class Metrics:
@@ -54,14 +57,14 @@ class Metrics:
         ProcessCollector(registry=r)
         self.requests = Counter(
             "sanet_requests_total",
-            "Classify requests by model and status.",
-            ["model", "status"],
+            "Classify requests by model, status and protocol (gRPC: the equivalent HTTP status).",
+            ["model", "status", "protocol"],
             registry=r,
         )
         self.request_duration = Histogram(
             "sanet_request_duration_seconds",
             "Classify request latency, arrival to answer.",
-            ["model"],
+            ["model", "protocol"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -135,6 +138,12 @@ class Metrics:
         self.images.labels(model=model).inc(size)
         self.inference.labels(model=model).observe(seconds)
 
+    def observe_request(self, model: str, status: int, protocol: str, seconds: float) -> None:
+        """One answered request; its latency only when it named a served model."""
+        self.requests.labels(model=model, status=str(status), protocol=protocol).inc()
+        if model != NO_MODEL:
+            self.request_duration.labels(model=model, protocol=protocol).observe(seconds)
+
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
@@ -192,25 +201,27 @@ class BusyTime(Collector):
 
 
 ModelOf = Callable[[Scope], str]
+#: (protocol, model) of a request that is counted, None for one that is not
+RouteOf = Callable[[Scope], tuple[str, str] | None]
 
 
 class RequestMetricsMiddleware:
-    """Counts every /classify answer by model and status, whichever layer produced it.
+    """Counts every classify answer (/classify, v2 infer) by model, status and protocol,
+    whichever layer produced it.
 
-    Pure ASGI, so it neither buffers bodies nor hides client disconnects. ``model_of`` names
-    the served model a request asked for (``NO_MODEL`` when it names none that is served).
+    Pure ASGI, so it neither buffers bodies nor hides client disconnects. ``route_of`` names
+    the protocol and the served model a request asked for (``NO_MODEL`` when it names none
+    that is served), or None for requests that are not counted.
     """
 
-    def __init__(
-        self, app: ASGIApp, metrics: Metrics, model_of: ModelOf, path: str = "/classify"
-    ) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, route_of: RouteOf) -> None:
         self.app = app
         self.metrics = metrics
-        self.model_of = model_of
-        self.path = path
+        self.route_of = route_of
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path:
+        route = self.route_of(scope) if scope["type"] == "http" else None
+        if route is None:
             await self.app(scope, receive, send)
             return
         status = 500
@@ -225,19 +236,26 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            label = self.model_of(scope)
-            self.metrics.requests.labels(model=label, status=str(status)).inc()
-            if label != NO_MODEL:
-                elapsed = time.perf_counter() - start
-                self.metrics.request_duration.labels(model=label).observe(elapsed)
+            protocol, model = route
+            self.metrics.observe_request(model, status, protocol, time.perf_counter() - start)
 
 
-def query_model(default: str, served: set[str]) -> ModelOf:
-    """``model_of`` for /classify: the ``model`` query parameter, else the default."""
+_V2_INFER = re.compile(r"/v2/models/([^/]+)(?:/versions/[^/]+)?/infer")
 
-    def model_of(scope: Scope) -> str:
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        name = (query.get("model") or [""])[-1] or default
-        return name if name in served else NO_MODEL
 
-    return model_of
+def request_route(default: str, served: set[str]) -> RouteOf:
+    """``route_of`` for the HTTP front ends: /classify names its model in the ``model``
+    query parameter (else the default), v2 infer in its path."""
+
+    def route_of(scope: Scope) -> tuple[str, str] | None:
+        path = scope["path"]
+        if path == "/classify":
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            name = (query.get("model") or [""])[-1] or default
+            return "classify", name if name in served else NO_MODEL
+        v2 = _V2_INFER.fullmatch(path) if path.startswith("/v2/") else None
+        if v2 is not None:
+            return "v2_http", v2.group(1) if v2.group(1) in served else NO_MODEL
+        return None
+
+    return route_of

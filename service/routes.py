@@ -32,11 +32,19 @@ def get_lifecycle(request: Request) -> Lifecycle:
 
 async def require_api_key(request: Request) -> None:
     """``Authorization: Bearer KEY`` or ``X-API-Key: KEY`` when SANET_API_KEYS is set."""
-    keys: list[bytes] = request.app.state.api_keys
+    check_api_key(
+        request.app.state.api_keys,
+        request.headers.get("authorization", ""),
+        request.headers.get("x-api-key"),
+    )
+
+
+def check_api_key(keys: list[bytes], authorization: str, x_api_key: str | None) -> None:
+    """Raise ``Unauthorized`` unless a key is required and given (any front end)."""
     if not keys:
         return
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    supplied = token.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key")
+    scheme, _, token = authorization.partition(" ")
+    supplied = token.strip() if scheme.lower() == "bearer" else x_api_key
     if not supplied:
         raise errors.Unauthorized()
     given = supplied.encode()
@@ -77,12 +85,13 @@ async def classify(
         )
         del body
         result = await served.classify(
-            admission, images, top_k=top_k, disconnect=lambda: _disconnected(request)
+            admission, images, top_k=top_k, disconnect=lambda: disconnected(request)
         )
     return _render(result)
 
 
-async def _disconnected(request: Request) -> None:
+async def disconnected(request: Request) -> None:
+    """Returns once the client of ``request`` went away (its body already read)."""
     # After the body is read, the server's receive() only returns on disconnect.
     while (await request.receive())["type"] != "http.disconnect":
         await asyncio.sleep(0.05)

@@ -92,6 +92,10 @@ class Admission:
         """Hold room for exactly ``n`` images (503 when the queue cannot take them)."""
         self.batcher.resize(self.reservation, n)
 
+    def tighten(self, deadline: float) -> None:
+        """Bring the deadline forward: for protocols whose timeout is inside the body."""
+        self.reservation.deadline = min(self.reservation.deadline, deadline)
+
 
 class ServedModel:
     """A compiled model, its queue on the device's batcher, its labels and input size."""

@@ -44,7 +44,7 @@ def test_services_and_ports(compose):
     published = {
         name: {int(p["published"]) for p in svc["ports"]} for name, svc in services.items()
     }
-    assert published == {"sanet": {8000}, "prometheus": {9090}, "grafana": {3000}}
+    assert published == {"sanet": {8000, 8001}, "prometheus": {9090}, "grafana": {3000}}
     assert services["sanet"]["build"]["dockerfile"] == "Dockerfile"
     assert services["prometheus"]["image"].startswith("prom/prometheus:")
     assert services["grafana"]["image"].startswith("grafana/grafana:")

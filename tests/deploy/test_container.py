@@ -31,10 +31,10 @@ def test_multi_stage_with_venv_copied_into_runtime():
     assert any("--from=build /opt/venv /opt/venv" in c for c in _instructions("COPY"))
 
 
-def test_runtime_runs_non_root_and_exposes_8000():
+def test_runtime_runs_non_root_and_exposes_http_and_grpc():
     user = _instructions("USER")[-1].split(":")[0]
     assert user not in {"root", "0"}
-    assert _instructions("EXPOSE") == ["8000"]
+    assert _instructions("EXPOSE") == ["8000 8001"]
     assert any("/models" in v for v in _instructions("VOLUME"))
 
 

@@ -163,3 +163,10 @@ def test_prometheus_rule_file_is_what_sync_rules_writes():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert (K8S_DIR / "base" / "prometheusrule.yaml").read_text() == module.render()
+
+
+def test_service_exposes_the_grpc_port(rendered):
+    ports = {p["name"]: p for p in rendered["Service"]["spec"]["ports"]}
+    container_ports = {p["name"]: p["containerPort"] for p in _container(rendered)["ports"]}
+    assert ports["grpc"]["targetPort"] == "grpc" and ports["grpc"]["appProtocol"] == "grpc"
+    assert int(_env(rendered)["SANET_GRPC_PORT"]) == container_ports["grpc"]

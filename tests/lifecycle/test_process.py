@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import queue
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
+import numpy as np
 
 from tests.support.checkpoints import separating_tiny_checkpoint
+from tests.support.ci import skip_or_fail
 from tests.support.images import image_bytes
 from tests.support.metrics import read_metric
+from tests.support.ports import free_port
 from tests.support.servers import Spawned
 from tests.support.waiting import poll
 
@@ -25,19 +30,69 @@ def _multipart(url: str, n: int) -> httpx.Response:
         return client.post("/classify", files=files)
 
 
+class Grpc:
+    """A tritonclient gRPC client on ``port`` that keeps its async calls' outcomes."""
+
+    def __init__(self, port: int) -> None:
+        try:
+            import tritonclient.grpc as grpcclient
+        except ImportError:
+            skip_or_fail("tritonclient[grpc] is not installed")
+        self.port, self.lib = port, grpcclient
+        self.client = grpcclient.InferenceServerClient(f"127.0.0.1:{port}")
+        self.done: queue.Queue[tuple[Any, Any]] = queue.Queue()
+        self.sent = 0
+
+    def _images(self, n: int) -> Any:
+        inp = self.lib.InferInput("IMAGE", [n], "BYTES")
+        inp.set_data_from_numpy(np.array([image_bytes(i) for i in range(n)], dtype=np.object_))
+        return inp
+
+    def send(self, calls: int, images: int) -> None:
+        for _ in range(calls):
+            self.client.async_infer(
+                "sanet50",
+                [self._images(images)],
+                callback=lambda result, error: self.done.put((result, error)),
+            )
+        self.sent += calls
+
+    def refused_now(self) -> str:
+        """The status of a new call (it must fail)."""
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            self.client.infer("sanet50", [self._images(1)])
+        except InferenceServerException as exc:
+            return str(exc.status())
+        return "admitted"
+
+    def answers(self) -> list[Any]:
+        """The shape of every call's PROBABILITIES, or its error."""
+        out = []
+        for _ in range(self.sent):
+            result, error = self.done.get(timeout=120)
+            out.append(error or result.as_numpy("PROBABILITIES").shape)
+        self.client.close()
+        return out
+
+
 def test_sigterm_drains_in_flight_work_then_exits_zero(launch: Launch) -> None:
+    """HTTP and KServe v2 gRPC requests in flight both finish; new ones of both are refused."""
+    grpc = Grpc(free_port())
     proc = launch(
         "--models", "sanet50", "--max-batch-size", "1", "--drain-timeout-s", "60",
-        "--timeout-ms", "120000", *FAST,
+        "--timeout-ms", "120000", "--grpc-port", str(grpc.port), *FAST,
     )  # fmt: skip
     proc.wait_ready()
-    n_requests = 6
+    n_requests = 4  # 4 x 4 + 2 x 2 images: the drain has minutes on a busy machine
     with ThreadPoolExecutor(n_requests) as pool:
         pending = [pool.submit(_multipart, proc.url, 4) for _ in range(n_requests)]
+        grpc.send(2, images=2)
         poll(
-            lambda: read_metric(proc.client, "sanet_inflight_requests") >= n_requests,
+            lambda: read_metric(proc.client, "sanet_inflight_requests") >= n_requests + 2,
             30,
-            f"{n_requests} requests in flight",
+            f"{n_requests} + 2 requests in flight",
         )
         proc.terminate()
         poll(
@@ -51,10 +106,12 @@ def test_sigterm_drains_in_flight_work_then_exits_zero(launch: Launch) -> None:
         )
         assert late.status_code == 503
         assert late.json()["error"]["code"] == "draining"
+        assert grpc.refused_now() == "StatusCode.UNAVAILABLE"
         answers = [f.result() for f in pending]
     refused = [a.text for a in answers if a.status_code != 200]
     assert not refused, refused
     assert all(len(a.json()["results"]) == 4 for a in answers)
+    assert grpc.answers() == [(2, 1000), (2, 1000)]
     assert proc.wait() == 0, proc.log
     assert "draining" in proc.log
 

@@ -32,6 +32,7 @@ BASE_SETTINGS: dict[str, Any] = {
     "max_pixels": 4_000_000,
     "preprocess_workers": 2,
     "drain_timeout_s": 5,
+    "grpc_port": 0,  # tests that speak gRPC give a free port
 }
 
 

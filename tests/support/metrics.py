@@ -7,12 +7,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 
 def sample(text: str, name: str, **labels: str) -> float:
-    """The value of sample ``name`` whose labels include ``labels`` (0.0 when absent)."""
+    """The sum of the samples ``name`` whose labels include ``labels`` (0.0 when absent), as
+    PromQL's ``sum`` would: labels left out (``protocol``, say) are summed over."""
+    total = 0.0
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                return float(s.value)
-    return 0.0
+                total += float(s.value)
+    return total
 
 
 def read_metric(client: httpx.Client, name: str, **labels: str) -> float:

@@ -115,6 +115,7 @@ class Spawned:
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {
             **os.environ,
+            "SANET_GRPC_PORT": "0",  # no fixed port shared between test processes
             **(env or {}),
             "SANET_HOST": "127.0.0.1",
             "SANET_PORT": str(self.port),

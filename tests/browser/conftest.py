@@ -1,0 +1,44 @@
+"""The browser tier: the real app (tests.support.app.Running) opened in headless Chromium."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.config import Settings
+from tests.support.app import ARCH, BASE_SETTINGS, Running
+from tests.support.browser import chromium
+from tests.support.checkpoints import separating_tiny_checkpoint
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """Two models: one from a checkpoint, ``plain`` with random weights (the banner)."""
+    ckpt = separating_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "sa_tiny.pth.tar")
+    settings = Settings(**{**BASE_SETTINGS, "models": f"{ARCH}={ckpt},plain={ARCH}"})
+    with Running(settings) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def serve_with_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    ckpt = separating_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "sa_tiny.pth.tar")
+    settings = Settings(**{**BASE_SETTINGS, "models": f"{ARCH}={ckpt}", "api_keys": "s3cret"})
+    with Running(settings) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    with chromium() as driver:
+        yield driver
+
+
+@pytest.fixture()
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go: SANET_SCREENSHOT_DIR (docs/ for the README), else tmp_path."""
+    return Path(os.environ.get("SANET_SCREENSHOT_DIR") or tmp_path)
