@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from service.body_guard import BodyGuard
 from service.config import Settings
 from service.error_handler import install_error_handlers
 from service.lifecycle import Lifecycle
@@ -42,4 +43,10 @@ def create_app(settings: Settings) -> FastAPI:
     served = {m.name for m in settings.models}
     model_of = query_model(settings.default_model, served)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics, model_of=model_of)
+    app.add_middleware(  # outermost: it sees every answer, whoever made it
+        BodyGuard,
+        max_discard_bytes=settings.max_discard_bytes,
+        discard_timeout_s=settings.discard_timeout_s,
+        closing=lambda: lifecycle.closing,
+    )
     return app

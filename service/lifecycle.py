@@ -49,6 +49,9 @@ class Lifecycle:
         )
         self.inflight = Inflight(metrics.inflight)
         self.pool = ThreadPoolExecutor(settings.preprocess_workers, "sanet-preprocess")
+        #: set when the drain begins: body reads still in progress stop (503), so a slow
+        #: upload does not hold the drain
+        self.stopping = asyncio.Event()
         self.on_fatal: Callable[[], None] | None = None  # set by the CLI: exit on failure
         self._startup: asyncio.Task[None] | None = None
 
@@ -109,12 +112,18 @@ class Lifecycle:
             self.batcher.close()
 
     # -- shutdown ---------------------------------------------------------------------------
+    @property
+    def closing(self) -> bool:
+        """Draining or stopped: answers tell clients to close their connection."""
+        return self.phase in (Phase.DRAINING, Phase.STOPPED)
+
     def begin_drain(self) -> None:
-        """Readiness off and new requests refused, at once. Admitted requests (even those
-        still reading or decoding their body) go on to the batcher and finish."""
+        """Readiness off and new requests refused, at once. Requests whose body is still
+        arriving are answered 503 (``stopping``); those past it go on to the batcher."""
         if self.phase in (Phase.READY, Phase.STARTING):
             log.info("draining: refusing new requests, finishing %d in flight", self.inflight.count)
             self.phase = Phase.DRAINING
+        self.stopping.set()
         self.batcher.close()
 
     async def drain(self, timeout: float) -> None:

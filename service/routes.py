@@ -71,7 +71,7 @@ async def classify(
     with served.admit(deadline, start) as admission:
         ctype, params = bodies.media_type(request)
         bodies.check_media_type(ctype)
-        body = await bodies.read_body(request, settings.max_body_bytes)
+        body = await bodies.read_body(request, settings.max_body_bytes, deadline, life.stopping)
         images = await asyncio.get_running_loop().run_in_executor(
             life.pool, bodies.split_images, ctype, params, body, settings.max_images_per_request
         )
