@@ -8,6 +8,7 @@ resampling, so a thread pool runs this in parallel.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import re
 import struct
@@ -19,7 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from model.errors import ImageDecodeError, ImageTooLargeError
 
-FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "AVIF", "HEIF")
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 RESIZE = 256
@@ -41,10 +42,22 @@ _DECODE_ERRORS = (
 )
 
 
+@functools.cache
+def _register_heif() -> None:
+    """HEIC/HEIF (what phones upload) through the maintained ``pillow-heif`` plugin; AVIF is
+    Pillow's own (>= 11.3). Registered on first decode, not at import."""
+    try:
+        import pillow_heif
+    except ImportError:  # without the plugin HEIF stays unsupported (400 invalid_image)
+        return
+    pillow_heif.register_heif_opener()
+
+
 def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode ``data`` after checking the header's pixel count against ``max_pixels``."""
     if not data:
         raise ImageDecodeError("empty image body")
+    _register_heif()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -53,7 +66,9 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
         found = re.search(r"\((\d+) pixels\)", str(exc))
         raise ImageTooLargeError(int(found.group(1)) if found else -1, max_pixels) from None
     except UnidentifiedImageError:
-        raise ImageDecodeError("not a supported image (JPEG, PNG, WebP, BMP, TIFF, GIF)") from None
+        raise ImageDecodeError(
+            "not a supported image (JPEG, PNG, WebP, BMP, TIFF, GIF, AVIF, HEIC)"
+        ) from None
     except _DECODE_ERRORS as exc:
         raise ImageDecodeError(f"unreadable image header: {type(exc).__name__}") from None
     width, height = img.size

@@ -16,16 +16,26 @@ from starlette.requests import ClientDisconnect, Request
 
 from service import errors
 
+#: media types of a raw one-image body: every format the decoder reads (model/preprocess.py)
+IMAGE_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/gif",
+    "image/bmp",
+    "image/tiff",
+    "image/avif",
+    "image/heic",
+    "image/heif",
+)
 RAW_TYPES = frozenset(
     {
-        "image/jpeg",
+        *IMAGE_TYPES,
         "image/jpg",
         "image/pjpeg",
-        "image/png",
-        "image/webp",
-        "image/bmp",
         "image/x-ms-bmp",
-        "image/tiff",
+        "image/heic-sequence",
+        "image/heif-sequence",
         "application/octet-stream",
     }
 )
@@ -90,8 +100,9 @@ def check_media_type(ctype: str) -> None:
     """415 before reading a body that could never be parsed."""
     if ctype not in RAW_TYPES and ctype not in (MULTIPART, JSON):
         raise errors.UnsupportedMediaType(
-            "send an image (Content-Type image/jpeg, png, webp, bmp or tiff), "
-            "multipart/form-data with 'file' parts, or application/json {\"images\": [...]}"
+            f"unsupported Content-Type {ctype[:64]!r}; accepted: {', '.join(IMAGE_TYPES)}, "
+            f"application/octet-stream (one image), {MULTIPART} ('file' parts), "
+            f'{JSON} ({{"images": ["<base64>", ...]}})'
         )
 
 
