@@ -1,4 +1,4 @@
-"""Slow, silent, huge and hostile clients (issue 11, rows 1-5): each answered or closed, in bounds."""
+"""Slow, silent, huge and hostile clients (issue 11, rows 1-5): answered or closed, in bounds."""
 
 from __future__ import annotations
 
