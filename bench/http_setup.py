@@ -19,12 +19,14 @@ from typing import Any
 import uvicorn
 
 from service.app import create_app
-from service.config import Settings
+from service.config import ModelSpec, Settings
 from service.http_server import server_config
 from tests.support.images import image_bytes
 from tests.support.servers import InThread
 
-SETTINGS = Settings(models="sanet_tiny", backend="torchscript", device="cpu", max_batch_size=1)
+SETTINGS = Settings(
+    models=[ModelSpec("sanet_tiny")], backend="torchscript", device="cpu", max_batch_size=1
+)
 
 
 def _setups() -> dict[str, Callable[..., uvicorn.Config]]:
@@ -57,9 +59,7 @@ def main() -> None:
             with InThread(create_app(SETTINGS), config=config) as server:
                 for what, method, body in (("/healthz", "GET", None), ("/classify", "POST", jpeg)):
                     n = args.requests if body is None else args.requests // 10
-                    rates.setdefault((name, what), []).append(
-                        _rate(server, n, method, what, body)
-                    )
+                    rates.setdefault((name, what), []).append(_rate(server, n, method, what, body))
     print("| setup | GET /healthz req/s | POST /classify req/s |\n|---|---|---|")
     for name in _setups():
         h, c = (statistics.median(rates[(name, w)]) for w in ("/healthz", "/classify"))
