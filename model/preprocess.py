@@ -13,6 +13,8 @@ import io
 import re
 import struct
 import warnings
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import numpy as np
 import torch
@@ -53,8 +55,23 @@ def _register_heif() -> None:
     pillow_heif.register_heif_opener()
 
 
+#: given an image's pixel count (from its header), a context held while it decodes and is
+#: transformed: lets a caller bound how many large images are in memory at once
+PixelGate = Callable[[int], AbstractContextManager[object]]
+
+
+def _no_gate(_pixels: int) -> AbstractContextManager[object]:
+    return contextlib.nullcontext()
+
+
 def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode ``data`` after checking the header's pixel count against ``max_pixels``."""
+    img = _open_header(data, max_pixels)
+    _load(img)
+    return img
+
+
+def _open_header(data: bytes, max_pixels: int) -> Image.Image:
     if not data:
         raise ImageDecodeError("empty image body")
     _register_heif()
@@ -76,6 +93,10 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
         raise ImageTooLargeError(width * height, max_pixels)
     if width < 1 or height < 1:
         raise ImageDecodeError("image has no pixels")
+    return img
+
+
+def _load(img: Image.Image) -> None:
     try:
         img.seek(0)
         img.load()
@@ -83,7 +104,6 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
         raise ImageDecodeError(
             f"truncated or corrupt {img.format} data: {type(exc).__name__}"
         ) from None
-    return img
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -127,11 +147,22 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(chw))
 
 
-def preprocess(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
-    """Decode ``data`` and apply the evaluation transform: a (3, 224, 224) float32 tensor."""
-    img = open_image(data, max_pixels)
-    try:
-        rgb = to_rgb(img)
-        return to_tensor(resize_crop(rgb))
-    except _DECODE_ERRORS as exc:
-        raise ImageDecodeError(f"cannot convert {img.format} image: {type(exc).__name__}") from None
+def preprocess(
+    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, gate: PixelGate = _no_gate
+) -> torch.Tensor:
+    """Decode ``data`` and apply the evaluation transform: a (3, 224, 224) float32 tensor.
+
+    ``gate(pixels)`` is entered once the header is read, before the pixels are decoded.
+    """
+    img = _open_header(data, max_pixels)
+    with gate(img.size[0] * img.size[1]):
+        _load(img)
+        try:
+            rgb = to_rgb(img)
+            return to_tensor(resize_crop(rgb))
+        except _DECODE_ERRORS as exc:
+            raise ImageDecodeError(
+                f"cannot convert {img.format} image: {type(exc).__name__}"
+            ) from None
+        finally:
+            img.close()

@@ -136,6 +136,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Most images in one request (default: min(32, SANET_MAX_QUEUE)).",
     )
+    large_image_pixels: int = Field(
+        default=16_000_000,
+        ge=1,
+        description="Images above this many pixels count as large (see max_large_decodes).",
+    )
+    max_large_decodes: int = Field(
+        default=2, ge=1, description="Most large images decoded at once; memory is trimmed after."
+    )
     max_header_bytes: int = Field(
         default=16 * 1024,
         ge=1024,

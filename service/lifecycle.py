@@ -19,6 +19,7 @@ from service.batcher import Batcher
 from service.config import Settings
 from service.errors import ModelNotFound, NotReady
 from service.loading import release_free_memory
+from service.memory import LargeDecodeGate, fix_mmap_threshold
 from service.metrics import Metrics
 from service.served import Inflight, ServedModel
 
@@ -49,6 +50,7 @@ class Lifecycle:
         )
         self.inflight = Inflight(metrics.inflight)
         self.pool = ThreadPoolExecutor(settings.preprocess_workers, "sanet-preprocess")
+        self.decode_gate = LargeDecodeGate(settings.large_image_pixels, settings.max_large_decodes)
         #: set when the drain begins: body reads still in progress stop (503), so a slow
         #: upload does not hold the drain
         self.stopping = asyncio.Event()
@@ -91,10 +93,12 @@ class Lifecycle:
                     batcher=self.batcher,
                     pool=self.pool,
                     inflight=self.inflight,
+                    gate=self.decode_gate,
                 )
                 await _in_daemon_thread(served.load)
                 loaded[served.name] = served
             await asyncio.to_thread(release_free_memory)
+            fix_mmap_threshold()  # after loading: large buffers of requests are unmapped
         except Exception:
             log.critical("startup failed; the service will not become ready", exc_info=True)
             self.phase = Phase.FAILED
