@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv serve test test-unit test-api test-deploy test-cuda lint bench bench-model bench-signal docker-smoke clean
+.PHONY: venv serve test test-unit test-api test-faults test-deploy test-cuda lint bench bench-model bench-signal soak docker-smoke clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,9 @@ test-unit: venv
 test-api: venv
 	$(BIN)/python -m pytest -q tests/api
 
+test-faults: venv
+	$(BIN)/python -m pytest -q tests/faults
+
 test-deploy: venv
 	$(BIN)/python -m pytest -q tests/deploy
 
@@ -45,6 +48,12 @@ bench: venv
 	$(BIN)/python -m bench.model_speed --rounds 20
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.load $(LOAD_ARGS)
+
+# minutes, outside make test: a burst of large images, then steady traffic; RSS and p99 drift
+SOAK_ARGS ?= --minutes 3 --concurrency 4 --burst 8 --side 7000
+
+soak: venv
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 bench-model: venv
 	$(BIN)/python -m bench.model_speed

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from model.artefact_cache import ArtefactCache, partial_path
 from model.onnx_backend import EXPORT_VERSION, export_onnx
 
 RANDOM_INIT_TAG = "random0"  # the service seeds random-init weights with 0
@@ -41,14 +42,27 @@ def onnx_path(cache_dir: str | Path, key: str) -> Path:
     return Path(cache_dir) / f"{key}-v{EXPORT_VERSION}.onnx"
 
 
+def _parse_onnx(path: Path) -> Path:
+    """Check that a cached export is a whole ONNX model (a truncated file fails to parse)."""
+    import onnx
+
+    onnx.load(str(path), load_external_data=False)
+    return path
+
+
 def cached_onnx(module: nn.Module, cache_dir: str | Path, key: str) -> Path:
-    """The export of ``module`` under ``cache_dir`` (made once; older versions dropped)."""
-    path = onnx_path(cache_dir, key)
-    if not path.is_file():
-        export_onnx(module, path)
-        for stale in path.parent.glob(f"{key}-v*.onnx"):
-            if stale != path:
-                stale.unlink(missing_ok=True)
+    """The export of ``module`` under ``cache_dir``: made once, rebuilt once if the cached
+    copy is corrupt, in a private temp dir if ``cache_dir`` is not writable; older export
+    versions are dropped. Every engine (onnxruntime, OpenVINO, INT8) starts from this file."""
+    cache = ArtefactCache(cache_dir)
+    path = cache.load_or_build(
+        onnx_path(cache.folder, key).name,
+        build=lambda tmp: export_onnx(module, tmp),
+        load=_parse_onnx,
+    )
+    for stale in cache.folder.glob(f"{key}-v*.onnx"):
+        if stale != path:
+            stale.unlink(missing_ok=True)
     return path
 
 
@@ -93,10 +107,8 @@ def digest(payload: Any) -> str:
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=2, sort_keys=True, default=str)
+    tmp = partial_path(path.parent, ".json")  # a dead writer's partial is removed at start
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
     os.replace(tmp, path)
 
 

@@ -1,7 +1,8 @@
 """The onnxruntime backend: export the folded graph once, run it in an ORT session.
 
 The export is cached under ``cache_dir`` by a caller-given key (``model/export_cache.py``), so
-a restart skips the export and only builds the session.
+a restart skips the export; ``model/artefact_cache.py`` makes that cache heal (a corrupt
+export is rebuilt once, an unwritable dir falls back to a private temp dir).
 """
 
 from __future__ import annotations
@@ -9,28 +10,29 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
-import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from model.artefact_cache import partial_path
+
 log = logging.getLogger(__name__)
 
 EXPORT_VERSION = "3"  # bump when the exported graph changes, so stale caches are ignored
 INPUT, OUTPUT = "images", "logits"
-PARTIAL_PREFIX = ".partial-"  # an export in progress; left behind only by a killed process
-STALE_PARTIAL_S = 3600
 
 
-def _purge_stale_partials(folder: Path) -> None:
-    for stale in folder.glob(PARTIAL_PREFIX + "*"):
-        with contextlib.suppress(OSError):
-            if time.time() - stale.stat().st_mtime > STALE_PARTIAL_S:
-                stale.unlink()
+@contextlib.contextmanager
+def _removed_on_error(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
 
 
 def export_onnx(module: nn.Module, path: Path, input_size: int = 224) -> Path:
@@ -39,13 +41,10 @@ def export_onnx(module: nn.Module, path: Path, input_size: int = 224) -> Path:
 
     example = torch.zeros(2, 3, input_size, input_size)
     batch = torch.export.Dim("batch", min=1, max=1024)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _purge_stale_partials(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=PARTIAL_PREFIX, dir=path.parent)
-    os.close(fd)
+    tmp = partial_path(path.parent, path.suffix)  # a killed export leaves only a partial
     # The exporter logs a warning per torchvision op it cannot register; we use none.
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _removed_on_error(tmp):
         warnings.simplefilter("ignore")
         torch.onnx.export(
             module.eval(),

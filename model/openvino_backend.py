@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from model.artefact_cache import partial_path
+
 log = logging.getLogger(__name__)
 
 IR_VERSION = "2"  # bump when the saved INT8 IR changes (shape, passes), to ignore old files
@@ -62,7 +64,7 @@ def save_ir(model: Any, path: Path) -> Path:
     import openvino as ov
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(".partial-" + path.name)
+    tmp = partial_path(path.parent, ".xml")  # a dead writer's partial is removed at start
     ov.save_model(model, str(tmp), compress_to_fp16=False)
     tmp.with_suffix(".bin").replace(path.with_suffix(".bin"))
     tmp.replace(path)  # the .xml last: its presence means both files are complete

@@ -8,10 +8,13 @@ resampling, so a thread pool runs this in parallel.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import re
 import struct
 import warnings
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import numpy as np
 import torch
@@ -19,7 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from model.errors import ImageDecodeError, ImageTooLargeError
 
-FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "AVIF", "HEIF")
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 RESIZE = 256
@@ -41,10 +44,37 @@ _DECODE_ERRORS = (
 )
 
 
+@functools.cache
+def _register_heif() -> None:
+    """HEIC/HEIF (what phones upload) through the maintained ``pillow-heif`` plugin; AVIF is
+    Pillow's own (>= 11.3). Registered on first decode, not at import."""
+    try:
+        import pillow_heif
+    except ImportError:  # without the plugin HEIF stays unsupported (400 invalid_image)
+        return
+    pillow_heif.register_heif_opener()
+
+
+#: given an image's pixel count (from its header), a context held while it decodes and is
+#: transformed: lets a caller bound how many large images are in memory at once
+PixelGate = Callable[[int], AbstractContextManager[object]]
+
+
+def _no_gate(_pixels: int) -> AbstractContextManager[object]:
+    return contextlib.nullcontext()
+
+
 def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode ``data`` after checking the header's pixel count against ``max_pixels``."""
+    img = _open_header(data, max_pixels)
+    _load(img)
+    return img
+
+
+def _open_header(data: bytes, max_pixels: int) -> Image.Image:
     if not data:
         raise ImageDecodeError("empty image body")
+    _register_heif()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -53,7 +83,9 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
         found = re.search(r"\((\d+) pixels\)", str(exc))
         raise ImageTooLargeError(int(found.group(1)) if found else -1, max_pixels) from None
     except UnidentifiedImageError:
-        raise ImageDecodeError("not a supported image (JPEG, PNG, WebP, BMP, TIFF, GIF)") from None
+        raise ImageDecodeError(
+            "not a supported image (JPEG, PNG, WebP, BMP, TIFF, GIF, AVIF, HEIC)"
+        ) from None
     except _DECODE_ERRORS as exc:
         raise ImageDecodeError(f"unreadable image header: {type(exc).__name__}") from None
     width, height = img.size
@@ -61,6 +93,10 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
         raise ImageTooLargeError(width * height, max_pixels)
     if width < 1 or height < 1:
         raise ImageDecodeError("image has no pixels")
+    return img
+
+
+def _load(img: Image.Image) -> None:
     try:
         img.seek(0)
         img.load()
@@ -68,7 +104,6 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
         raise ImageDecodeError(
             f"truncated or corrupt {img.format} data: {type(exc).__name__}"
         ) from None
-    return img
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -112,11 +147,22 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(chw))
 
 
-def preprocess(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
-    """Decode ``data`` and apply the evaluation transform: a (3, 224, 224) float32 tensor."""
-    img = open_image(data, max_pixels)
-    try:
-        rgb = to_rgb(img)
-        return to_tensor(resize_crop(rgb))
-    except _DECODE_ERRORS as exc:
-        raise ImageDecodeError(f"cannot convert {img.format} image: {type(exc).__name__}") from None
+def preprocess(
+    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, gate: PixelGate = _no_gate
+) -> torch.Tensor:
+    """Decode ``data`` and apply the evaluation transform: a (3, 224, 224) float32 tensor.
+
+    ``gate(pixels)`` is entered once the header is read, before the pixels are decoded.
+    """
+    img = _open_header(data, max_pixels)
+    with gate(img.size[0] * img.size[1]):
+        _load(img)
+        try:
+            rgb = to_rgb(img)
+            return to_tensor(resize_crop(rgb))
+        except _DECODE_ERRORS as exc:
+            raise ImageDecodeError(
+                f"cannot convert {img.format} image: {type(exc).__name__}"
+            ) from None
+        finally:
+            img.close()

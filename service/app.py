@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from service import page
+from service.body_guard import BodyGuard
 from service.config import Settings
 from service.error_handler import install_error_handlers
 from service.lifecycle import Lifecycle
@@ -64,4 +65,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(page.router)
     route_of = request_route(settings.default_model, {m.name for m in settings.models})
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics, route_of=route_of)
+    app.add_middleware(  # outermost: it sees every answer, whoever made it
+        BodyGuard,
+        max_discard_bytes=settings.max_discard_bytes,
+        discard_timeout_s=settings.discard_timeout_s,
+        closing=lambda: lifecycle.closing,
+    )
     return app

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
+import time
 from typing import Any
 
 from python_multipart import MultipartParser
@@ -14,16 +16,26 @@ from starlette.requests import ClientDisconnect, Request
 
 from service import errors
 
+#: media types of a raw one-image body: every format the decoder reads (model/preprocess.py)
+IMAGE_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/gif",
+    "image/bmp",
+    "image/tiff",
+    "image/avif",
+    "image/heic",
+    "image/heif",
+)
 RAW_TYPES = frozenset(
     {
-        "image/jpeg",
+        *IMAGE_TYPES,
         "image/jpg",
         "image/pjpeg",
-        "image/png",
-        "image/webp",
-        "image/bmp",
         "image/x-ms-bmp",
-        "image/tiff",
+        "image/heic-sequence",
+        "image/heif-sequence",
         "application/octet-stream",
     }
 )
@@ -32,11 +44,15 @@ JSON = "application/json"
 FILE_FIELD = b"file"
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(
+    request: Request, limit: int, deadline: float, stop: asyncio.Event | None = None
+) -> bytes:
     """The body, refused with 413 as soon as it is known to exceed ``limit`` bytes.
 
     Content-Length is checked before reading; the running count while reading covers chunked
-    uploads and lying headers, so an oversized upload is never buffered whole.
+    uploads and lying headers, so an oversized upload is never buffered whole. The read ends
+    at the request's ``deadline`` (monotonic; 408) and when ``stop`` is set (the service
+    drains: 503), so a slow upload neither outlives its deadline nor holds the drain.
     """
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -44,6 +60,25 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise errors.BadRequest("invalid Content-Length")
         if int(declared) > limit:
             raise errors.BodyTooLarge(f"the body is larger than {limit} bytes")
+    reader = asyncio.ensure_future(_read(request, limit))
+    waits: set[asyncio.Future[Any]] = {reader}
+    stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
+    if stopper is not None:
+        waits.add(stopper)
+    try:
+        left = deadline - time.monotonic()
+        await asyncio.wait(waits, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
+    if reader.done() and not reader.cancelled():
+        return reader.result()
+    if stopper is not None and stopper.done() and not stopper.cancelled():
+        raise errors.Draining()
+    raise errors.RequestTimeout()
+
+
+async def _read(request: Request, limit: int) -> bytes:
     buf = bytearray()
     try:
         async for chunk in request.stream():
@@ -65,8 +100,9 @@ def check_media_type(ctype: str) -> None:
     """415 before reading a body that could never be parsed."""
     if ctype not in RAW_TYPES and ctype not in (MULTIPART, JSON):
         raise errors.UnsupportedMediaType(
-            "send an image (Content-Type image/jpeg, png, webp, bmp or tiff), "
-            "multipart/form-data with 'file' parts, or application/json {\"images\": [...]}"
+            f"unsupported Content-Type {ctype[:64]!r}; accepted: {', '.join(IMAGE_TYPES)}, "
+            f"application/octet-stream (one image), {MULTIPART} ('file' parts), "
+            f'{JSON} ({{"images": ["<base64>", ...]}})'
         )
 
 

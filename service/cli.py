@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from service.app import create_app
 from service.config import Settings
+from service.http_server import server_config
 from service.lifecycle import Lifecycle
 from service.logs import configure_logging
 
@@ -100,19 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, settings.log_json)
     app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        workers=1,
-        loop="auto",
-        http="auto",
-        lifespan="on",
-        log_config=None,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=5,
-        server_header=False,
-    )
+    config = server_config(app, settings)
     lifecycle: Lifecycle = app.state.lifecycle
     server = DrainingServer(config, lifecycle)
     lifecycle.on_fatal = server.fail

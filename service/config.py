@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 import model
 
+_DEFAULT_MAX_IMAGES = 32
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -144,7 +145,45 @@ class Settings(BaseSettings):
         default=20 * 2**20, ge=1024, description="Largest request body, in bytes."
     )
     max_pixels: int = Field(default=50_000_000, ge=1, description="Largest image, in pixels.")
-    max_images_per_request: int = Field(default=32, ge=1, description="Most images in one request.")
+    max_images_per_request: int = Field(
+        default=_DEFAULT_MAX_IMAGES,
+        ge=1,
+        description="Most images in one request (default: min(32, SANET_MAX_QUEUE)).",
+    )
+    large_image_pixels: int = Field(
+        default=16_000_000,
+        ge=1,
+        description="Images above this many pixels count as large (see max_large_decodes).",
+    )
+    max_large_decodes: int = Field(
+        default=2, ge=1, description="Most large images decoded at once; memory is trimmed after."
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        description="Longest request line plus headers, in bytes; then 431.",
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Time a request's headers may take from its first byte; then the "
+        "connection is closed.",
+    )
+    keep_alive_timeout_s: float = Field(
+        default=5.0, gt=0, description="Idle keep-alive connections are closed after this."
+    )
+    max_connections: int = Field(
+        default=512, ge=1, description="Most open connections; the next one gets 503 and closes."
+    )
+    max_discard_bytes: int = Field(
+        default=16 * 2**20,
+        ge=0,
+        description="After an answer sent before the body was read (413, 503, ...), how much "
+        "of the body is read and discarded so the client can read the answer; then close.",
+    )
+    discard_timeout_s: float = Field(
+        default=2.0, ge=0, description="Longest that discarding an unread body may take."
+    )
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="Comma list of accepted API keys; empty disables auth.",
@@ -170,6 +209,18 @@ class Settings(BaseSettings):
             return [ModelSpec.parse(v) if isinstance(v, str) else v for v in value]
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _images_fit_queue(cls, data: Any) -> Any:
+        # Unset, the per-request cap follows the queue: lowering SANET_MAX_QUEUE alone works.
+        if isinstance(data, dict) and data.get("max_images_per_request") is None:
+            queue = data.get("max_queue")
+            cap = _DEFAULT_MAX_IMAGES
+            if queue is not None and str(queue).strip().isdigit():
+                cap = max(1, min(cap, int(queue)))
+            data = {**data, "max_images_per_request": cap}
+        return data
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
@@ -183,7 +234,10 @@ class Settings(BaseSettings):
         if len(set(names)) != len(names):
             raise ValueError(f"SANET_MODELS names a model twice: {names}")
         if self.max_queue < self.max_images_per_request:
-            raise ValueError("SANET_MAX_QUEUE must be >= SANET_MAX_IMAGES_PER_REQUEST")
+            raise ValueError(
+                f"SANET_MAX_IMAGES_PER_REQUEST={self.max_images_per_request} cannot fit in "
+                f"SANET_MAX_QUEUE={self.max_queue}: lower it or leave it unset"
+            )
         return self
 
     @property

@@ -6,7 +6,9 @@ Answers look like ``{"error": {"code": "...", "message": "..."}}``, status and c
 
 from __future__ import annotations
 
+import json
 import logging
+from http import HTTPStatus
 
 import grpc
 from fastapi import FastAPI, Request
@@ -70,15 +72,36 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid parameter"
 
 
-def error_response(err: errors.ServiceError, v2: bool = False) -> JSONResponse:
-    """The JSON error: ours, or KServe v2's ``{"error": message}`` (``v2``)."""
+def _headers(err: errors.ServiceError) -> dict[str, str]:
     headers = {"Retry-After": str(err.retry_after_s)} if err.retry_after_s else {}
     if err.status_code == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    body: dict[str, object] = {"error": {"code": err.code, "message": err.message}}
-    if v2:
-        body = {"error": err.message}
-    return JSONResponse(body, status_code=err.status_code, headers=headers)
+    return headers
+
+
+def _body(err: errors.ServiceError, v2: bool = False) -> dict[str, object]:
+    if v2:  # KServe v2's shape
+        return {"error": err.message}
+    return {"error": {"code": err.code, "message": err.message}}
+
+
+def error_response(err: errors.ServiceError, v2: bool = False) -> JSONResponse:
+    """The JSON error: ours, or KServe v2's ``{"error": message}`` (``v2``)."""
+    return JSONResponse(_body(err, v2), status_code=err.status_code, headers=_headers(err))
+
+
+def raw_error_response(err: errors.ServiceError) -> bytes:
+    """The same answer as whole HTTP/1.1 bytes, for the server's connection guards that
+    answer before any request reaches the app (431, 503 too many connections)."""
+    body = json.dumps(_body(err), separators=(",", ":")).encode()
+    lines = [
+        f"HTTP/1.1 {err.status_code} {HTTPStatus(err.status_code).phrase}",
+        "content-type: application/json",
+        f"content-length: {len(body)}",
+        "connection: close",
+        *(f"{k}: {v}" for k, v in _headers(err).items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
 async def handle_error(request: Request, exc: Exception) -> JSONResponse:
@@ -92,7 +115,10 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
             err.code,
             exc_info=exc if err is not exc else None,
         )
-    return error_response(err, v2=request.url.path.startswith(V2_PREFIX))
+    response = error_response(err, v2=request.url.path.startswith(V2_PREFIX))
+    if isinstance(exc, StarletteHTTPException) and exc.headers:
+        response.headers.update(exc.headers)  # 405 keeps its Allow
+    return response
 
 
 def install_error_handlers(app: FastAPI) -> None:

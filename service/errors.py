@@ -65,6 +65,14 @@ class MethodNotAllowed(ServiceError):
     status_code, code, default_message = 405, "method_not_allowed", "method not allowed"
 
 
+class RequestTimeout(ServiceError):
+    """The body did not arrive before the request's deadline (a slow or stalled upload)."""
+
+    status_code, code = 408, "request_timeout"
+    default_message = "the request body did not arrive before the deadline"
+    reject_reason = "deadline"
+
+
 class BodyTooLarge(ServiceError):
     status_code, code, default_message = 413, "body_too_large", "the request body is too large"
 
@@ -76,6 +84,11 @@ class ImageTooLarge(ServiceError):
 class TooManyImages(ServiceError):
     status_code, code = 413, "too_many_images"
     default_message = "too many images in one request"
+
+
+class HeadersTooLarge(ServiceError):
+    status_code, code = 431, "headers_too_large"
+    default_message = "the request line and headers are too large"
 
 
 class UnsupportedMediaType(ServiceError):
@@ -112,6 +125,14 @@ class QueueFull(ServiceError):
 class Draining(ServiceError):
     status_code, code, default_message = 503, "draining", "the service is shutting down"
     reject_reason, retry_after_s = "draining", 5
+
+
+class TooManyConnections(ServiceError):
+    """Answered by the server itself when SANET_MAX_CONNECTIONS connections are open."""
+
+    status_code, code = 503, "too_many_connections"
+    default_message = "too many open connections, retry later"
+    retry_after_s = 1
 
 
 class NotReady(ServiceError):

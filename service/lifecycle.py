@@ -19,6 +19,7 @@ from service.batcher import Batcher
 from service.config import Settings
 from service.errors import ModelNotFound, NotReady
 from service.loading import release_free_memory
+from service.memory import LargeDecodeGate, fix_mmap_threshold
 from service.metrics import Metrics
 from service.served import Inflight, ServedModel
 
@@ -49,6 +50,10 @@ class Lifecycle:
         )
         self.inflight = Inflight(metrics.inflight)
         self.pool = ThreadPoolExecutor(settings.preprocess_workers, "sanet-preprocess")
+        self.decode_gate = LargeDecodeGate(settings.large_image_pixels, settings.max_large_decodes)
+        #: set when the drain begins: body reads still in progress stop (503), so a slow
+        #: upload does not hold the drain
+        self.stopping = asyncio.Event()
         self.on_fatal: Callable[[], None] | None = None  # set by the CLI: exit on failure
         self._startup: asyncio.Task[None] | None = None
 
@@ -88,10 +93,12 @@ class Lifecycle:
                     batcher=self.batcher,
                     pool=self.pool,
                     inflight=self.inflight,
+                    gate=self.decode_gate,
                 )
                 await _in_daemon_thread(served.load)
                 loaded[served.name] = served
             await asyncio.to_thread(release_free_memory)
+            fix_mmap_threshold()  # after loading: large buffers of requests are unmapped
         except Exception:
             log.critical("startup failed; the service will not become ready", exc_info=True)
             self.phase = Phase.FAILED
@@ -109,12 +116,18 @@ class Lifecycle:
             self.batcher.close()
 
     # -- shutdown ---------------------------------------------------------------------------
+    @property
+    def closing(self) -> bool:
+        """Draining or stopped: answers tell clients to close their connection."""
+        return self.phase in (Phase.DRAINING, Phase.STOPPED)
+
     def begin_drain(self) -> None:
-        """Readiness off and new requests refused, at once. Admitted requests (even those
-        still reading or decoding their body) go on to the batcher and finish."""
+        """Readiness off and new requests refused, at once. Requests whose body is still
+        arriving are answered 503 (``stopping``); those past it go on to the batcher."""
         if self.phase in (Phase.READY, Phase.STARTING):
             log.info("draining: refusing new requests, finishing %d in flight", self.inflight.count)
             self.phase = Phase.DRAINING
+        self.stopping.set()
         self.batcher.close()
 
     async def drain(self, timeout: float) -> None:

@@ -15,14 +15,17 @@ from fastapi.responses import JSONResponse
 
 from service import bodies, errors
 from service.lifecycle import Lifecycle, Phase
-from service.schemas import ClassifyResponse, ErrorResponse, ImageResult, ModelsResponse, Prediction
+from service.openapi import (
+    CLASSIFY_BODY,
+    CLASSIFY_ERRORS,
+    HEALTH_RESPONSES,
+    METRICS_RESPONSES,
+    MODELS_ERRORS,
+)
+from service.schemas import ClassifyResponse, ImageResult, ModelsResponse, Prediction
 from service.served import Classification
 
 router = APIRouter()
-
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 415, 503, 504)
-}
 
 
 def get_lifecycle(request: Request) -> Lifecycle:
@@ -59,7 +62,8 @@ Life = Annotated[Lifecycle, Depends(get_lifecycle)]
 @router.post(
     "/classify",
     response_model=ClassifyResponse,
-    responses=ERROR_RESPONSES,
+    responses=CLASSIFY_ERRORS,
+    openapi_extra=CLASSIFY_BODY,
     dependencies=[Depends(require_api_key)],
 )
 async def classify(
@@ -79,7 +83,7 @@ async def classify(
     with served.admit(deadline, start) as admission:
         ctype, params = bodies.media_type(request)
         bodies.check_media_type(ctype)
-        body = await bodies.read_body(request, settings.max_body_bytes)
+        body = await bodies.read_body(request, settings.max_body_bytes, deadline, life.stopping)
         images = await asyncio.get_running_loop().run_in_executor(
             life.pool, bodies.split_images, ctype, params, body, settings.max_images_per_request
         )
@@ -116,7 +120,7 @@ def _render(result: Classification) -> ClassifyResponse:
 @router.get(
     "/v1/models",
     response_model=ModelsResponse,
-    responses=ERROR_RESPONSES,
+    responses=MODELS_ERRORS,
     dependencies=[Depends(require_api_key)],
 )
 async def list_models(life: Life) -> dict[str, Any]:
@@ -127,14 +131,14 @@ async def list_models(life: Life) -> dict[str, Any]:
     }
 
 
-@router.get("/healthz")
+@router.get("/healthz", responses=HEALTH_RESPONSES)
 async def healthz(life: Life) -> JSONResponse:
     """Liveness: fails only when startup failed or the inference worker died."""
     dead = life.dead
     return JSONResponse({"status": "dead" if dead else "alive"}, status_code=503 if dead else 200)
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=HEALTH_RESPONSES)
 async def readyz(life: Life) -> JSONResponse:
     """Readiness: 200 only when every model is warmed up and the batcher runs."""
     if life.ready:
@@ -143,7 +147,7 @@ async def readyz(life: Life) -> JSONResponse:
     return JSONResponse({"status": status}, status_code=503, headers={"Retry-After": "5"})
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=Response, responses=METRICS_RESPONSES)
 async def metrics(request: Request) -> Response:
     content, media_type = request.app.state.metrics.render()
     return Response(content, media_type=media_type)

@@ -14,6 +14,7 @@ timings too; the batch itself runs in ``run_batch`` on the device's inference th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Executor
@@ -26,6 +27,7 @@ from prometheus_client import Gauge
 
 import model
 from model.postprocess import Prediction, labels_for, probabilities, top_k
+from model.preprocess import PixelGate
 from service import loading
 from service.batcher import Batcher, Reservation, Ticket
 from service.config import ModelSpec, Settings
@@ -109,8 +111,10 @@ class ServedModel:
         batcher: Batcher,
         pool: Executor,
         inflight: Inflight,
+        gate: PixelGate | None = None,
     ) -> None:
         self.name = spec.name
+        self.gate: PixelGate = gate or (lambda _pixels: contextlib.nullcontext())
         self.spec = spec
         self.settings = settings
         self.metrics = metrics
@@ -195,7 +199,7 @@ class ServedModel:
     def _decode(self, blob: bytes) -> torch.Tensor:
         t0 = time.perf_counter()
         try:
-            return model.preprocess(blob, max_pixels=self.settings.max_pixels)
+            return model.preprocess(blob, max_pixels=self.settings.max_pixels, gate=self.gate)
         finally:
             self.metrics.preprocess.observe(time.perf_counter() - t0)
 

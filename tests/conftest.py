@@ -1,6 +1,6 @@
 """Test-wide settings: the thread count the benchmarks and the service use, and the tier
 markers. Each tier is a directory; every test in it carries the tier's marker, so
-``pytest -m unit`` (or api, browser, lifecycle, deploy, cuda) selects one tier.
+``pytest -m unit`` (or api, browser, faults, lifecycle, deploy, cuda) selects one tier.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 TESTS = Path(__file__).resolve().parent
-TIERS = frozenset({"unit", "api", "browser", "lifecycle", "deploy", "cuda"})
+TIERS = frozenset({"unit", "api", "browser", "faults", "lifecycle", "deploy", "cuda"})
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -110,7 +110,9 @@ async def infer(
     served = life.model(name)
     budget = (timeout_ms or settings.timeout_ms) / 1000
     with served.admit(start + budget, start) as admission:
-        body = await bodies.read_body(request, settings.max_body_bytes)
+        body = await bodies.read_body(
+            request, settings.max_body_bytes, admission.deadline, life.stopping
+        )
         req = parse_infer(name, body, request.headers.get(HEADER_LENGTH))
         del body
         admission.tighten(protocol.deadline_of(req, start, budget))

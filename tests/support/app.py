@@ -14,6 +14,7 @@ import torch
 
 from service.app import create_app
 from service.config import Settings
+from service.http_server import server_config
 from tests.support.metrics import read_metric
 from tests.support.servers import InThread
 
@@ -41,7 +42,12 @@ class Running(InThread):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        super().__init__(create_app(settings), failed=self._start_failed)
+        app = create_app(settings)
+        super().__init__(
+            app,
+            failed=self._start_failed,
+            config=lambda app, **options: server_config(app, settings, **options),
+        )
 
     @property
     def life(self) -> Lifecycle:

@@ -50,11 +50,14 @@ class InThread:
         app: Any,
         ready_path: str = "/readyz",
         failed: Callable[[], bool] = lambda: False,
+        config: Callable[..., uvicorn.Config] = uvicorn.Config,
     ) -> None:
+        """``config(app, **options)`` builds the uvicorn config (the service passes its own,
+        ``service.http_server.server_config``, so tests run its HTTP limits)."""
         self.app, self.ready_path, self._failed = app, ready_path, failed
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
+        built = config(
             app,
             host="127.0.0.1",
             port=self.port,
@@ -62,7 +65,7 @@ class InThread:
             lifespan="on",
             timeout_graceful_shutdown=2,
         )
-        self.server = uvicorn.Server(config)
+        self.server = uvicorn.Server(built)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.client = httpx.Client(base_url=self.url, timeout=30)
 

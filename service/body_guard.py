@@ -1,0 +1,112 @@
+"""An answer the client can read, and connections that close when they should (ASGI middleware).
+
+A client without ``Expect: 100-continue`` (urllib, requests, most SDKs) writes its whole body
+before it reads the answer. If the server answers early (413, 415, 401, 503 while draining)
+and closes with the body unread, the client's send fails with a reset and it never sees the
+answer. So when an answer goes out before the request body was read to its end, this
+middleware
+
+- marks it ``Connection: close`` (the rest of the body must not be parsed as a new request,
+  nor the connection kept reading an unbounded chunked body),
+- sends the answer, then reads and discards at most ``max_discard_bytes`` more of the body
+  within ``discard_timeout_s``, and only then completes the response, so the server closes
+  a connection whose body has arrived.
+
+It skips the discard when it cannot help: the client waits for ``100 Continue`` (it sends
+nothing more), the declared length is beyond the bound, or the answer is 408 (a slow client).
+While the service drains, every answer is marked ``Connection: close``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class _Body:
+    """Watches one request's body as the app receives it."""
+
+    def __init__(self, receive: Receive, scope: Scope) -> None:
+        self._receive = receive
+        headers = dict(scope.get("headers", ()))
+        length = headers.get(b"content-length", b"")
+        self.declared = int(length) if length.isdigit() else None
+        self.expect_continue = headers.get(b"expect", b"").lower() == b"100-continue"
+        chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
+        self.done = self.declared == 0 or (self.declared is None and not chunked)
+        self.received = 0
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            self.done = not message.get("more_body", False)
+        elif message["type"] == "http.disconnect":
+            self.done = True
+        return message
+
+
+class BodyGuard:
+    """See the module docstring; ``closing()`` is true while the service drains."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_discard_bytes: int,
+        discard_timeout_s: float,
+        closing: Callable[[], bool],
+    ) -> None:
+        self.app = app
+        self.max_discard_bytes = max_discard_bytes
+        self.discard_timeout_s = discard_timeout_s
+        self.closing = closing
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body = _Body(receive, scope)
+        early = False
+        status = 0
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal early, status
+            if message["type"] == "http.response.start":
+                status, early = message["status"], not body.done
+                if early or self.closing():
+                    message = {**message, "headers": [*_without_connection(message), _CLOSE]}
+            elif message["type"] == "http.response.body" and early and not message.get("more_body"):
+                # flush the answer, read what the client is still sending, then finish
+                await send({**message, "more_body": True})
+                await self._discard(body, status)
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app(scope, body.receive, guarded_send)
+
+    async def _discard(self, body: _Body, status: int) -> None:
+        if body.done or status == 408 or (body.expect_continue and body.received == 0):
+            return
+        start = body.received
+        if body.declared is not None and body.declared - start > self.max_discard_bytes:
+            return  # it cannot arrive within the bound: close at once
+        ends = time.monotonic() + self.discard_timeout_s
+        while not body.done and body.received - start <= self.max_discard_bytes:
+            left = ends - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                await asyncio.wait_for(body.receive(), left)
+            except TimeoutError:
+                return
+
+
+_CLOSE = (b"connection", b"close")
+
+
+def _without_connection(message: Message) -> list[tuple[bytes, bytes]]:
+    return [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"connection"]

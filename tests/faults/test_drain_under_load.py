@@ -1,0 +1,77 @@
+"""SIGTERM under 16 clients and a stalled upload (issue 11, row "SIGTERM under 16 clients").
+
+The drain waits for admitted work only: the stalled upload is answered 503 and closed, so
+the process exits long before the drain timeout; every client sees 200, 503 or a clean
+close (refused, or closed between requests), never a reset mid-request.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from tests.support import rawhttp
+from tests.support.images import image_bytes
+from tests.support.servers import Spawned, sanet_serve_command
+from tests.support.waiting import poll
+
+CLIENTS = 16
+
+
+def _client_loop(url: str, outcomes: Counter[str], lock: threading.Lock) -> None:
+    headers = {"Content-Type": "image/jpeg"}
+    with httpx.Client(base_url=url, timeout=60) as client:
+        while True:
+            try:
+                status = str(
+                    client.post("/classify", content=image_bytes(1), headers=headers).status_code
+                )
+            except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
+                status = f"closed:{type(exc).__name__}"
+            except httpx.TransportError as exc:  # a reset mid-request
+                status = f"reset:{type(exc).__name__}:{exc}"
+            with lock:
+                outcomes[status] += 1
+            if status != "200":
+                return
+
+
+def test_sigterm_under_load_exits_when_admitted_work_ends(tmp_path: Path, checkpoint: Path) -> None:
+    cmd = [
+        *sanet_serve_command(), "--models", f"sanet_tiny={checkpoint}", "--backend",
+        "torchscript", "--device", "cpu", "--max-batch-size", "4",
+        "--drain-timeout-s", "120", "--timeout-ms", "300000",
+    ]  # fmt: skip
+    proc = Spawned(cmd, tmp_path / "server.log")
+    try:
+        proc.wait_ready()
+        stalled = rawhttp.connect(proc.url, timeout=60)
+        stalled.sendall(
+            rawhttp.head(
+                "POST", "/classify", {"Content-Type": "image/jpeg", "Content-Length": "5000"}
+            )
+            + b"\xff\xd8"
+        )  # and nothing more: a slow upload, admitted, reading its body
+        outcomes: Counter[str] = Counter()
+        lock = threading.Lock()
+        threads = [
+            threading.Thread(target=_client_loop, args=(proc.url, outcomes, lock))
+            for _ in range(CLIENTS)
+        ]
+        for t in threads:
+            t.start()
+        poll(lambda: outcomes["200"] >= 2 * CLIENTS, 60, "traffic to flow")
+        proc.terminate()
+        answer = rawhttp.read_answer(stalled)
+        assert answer.status == 503 and answer.json()["error"]["code"] == "draining"
+        assert proc.wait(30) == 0, proc.tail()  # not the 120 s drain timeout
+        for t in threads:
+            t.join(30)
+        resets = [k for k in outcomes if k.startswith("reset")]
+        assert not resets, dict(outcomes)
+        assert set(outcomes) <= {"200", "503", "closed:ConnectError", "closed:RemoteProtocolError"}
+    finally:
+        proc.stop(grace=5)
