@@ -46,6 +46,8 @@ LOAD_ARGS ?= --images samples/coffee.jpg --concurrency 1 4 16 --rate 5 10 15 20 
 
 bench: venv
 	$(BIN)/python -m bench.model_speed --rounds 20
+	$(BIN)/python -m bench.model_speed --rounds 12 --warmup 2 --backends onnxruntime openvino --int8 --out model_speed_openvino.json
+	$(BIN)/python -m bench.fidelity
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.load $(LOAD_ARGS)
 
