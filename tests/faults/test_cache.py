@@ -10,9 +10,6 @@ import pytest
 import torch
 
 import model
-from model.onnx_backend import compile_onnxruntime
-
-pytest.importorskip("onnxruntime")
 
 
 def _net() -> torch.nn.Module:
@@ -24,12 +21,12 @@ def test_truncated_export_is_moved_aside_and_rebuilt(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     net, x = _net(), torch.rand(1, 3, 224, 224)
-    first = compile_onnxruntime(net, cache_dir=tmp_path, cache_key="k")
+    first = model.compile_model(net, "onnxruntime", cache_dir=tmp_path, cache_key="k")
     expected = first(x)
     (export,) = tmp_path.glob("k-v*.onnx")
     export.write_bytes(export.read_bytes()[: export.stat().st_size // 2])  # disk full, killed cp
     with caplog.at_level(logging.WARNING):
-        healed = compile_onnxruntime(net, cache_dir=tmp_path, cache_key="k")
+        healed = model.compile_model(net, "onnxruntime", cache_dir=tmp_path, cache_key="k")
     torch.testing.assert_close(healed(x), expected)
     assert "rebuilding once" in caplog.text
     assert list(tmp_path.glob("k-v*.onnx.corrupt"))
@@ -41,6 +38,8 @@ def test_unwritable_cache_dir_still_serves(
     blocker = tmp_path / "ro"
     blocker.write_bytes(b"")  # not a directory: unwritable even for root
     with caplog.at_level(logging.WARNING):
-        runner = compile_onnxruntime(_net(), cache_dir=blocker / "cache", cache_key="k")
+        runner = model.compile_model(
+            _net(), "onnxruntime", cache_dir=blocker / "cache", cache_key="k"
+        )
     assert runner(torch.rand(2, 3, 224, 224)).shape[0] == 2
     assert "not writable" in caplog.text
