@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,8 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 
 @pytest.fixture(scope="module")
-def serve_with_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    ckpt = separating_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "sa_tiny.pth.tar")
-    settings = Settings(**{**BASE_SETTINGS, "models": f"{ARCH}={ckpt}", "api_keys": "s3cret"})
-    with Running(settings) as running:
+def serve_with_key(serve: Callable[..., Any]) -> Iterator[Running]:
+    with serve(api_keys="s3cret") as running:
         yield running
 
 
