@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -18,6 +18,8 @@ from service.routes import router
 from service.v2 import http as v2_http
 from service.v2.grpc_server import GrpcFrontEnd, V2Servicer
 
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
 
 def create_app(settings: Settings) -> FastAPI:
     """A new app; models load in the background once the server starts (see /readyz).
@@ -31,7 +33,29 @@ def create_app(settings: Settings) -> FastAPI:
     grpc_front = None
     if settings.grpc_port:
         grpc_front = GrpcFrontEnd(settings, V2Servicer(lifecycle, metrics, api_keys))
+    # Swagger UI and ReDoc assets come from the fastapi-offline package: /docs and /redoc
+    # load nothing from outside the machine (/redoc is page.py's, with a same-origin CSP).
+    app = FastAPIOffline(
+        redoc_url=None,
+        static_url=page.OFFLINE_ASSETS,
+        title="sanet-serve",
+        summary="SA-Net (Shuffle Attention ResNet) image classification",
+        version="0.1.0",
+        lifespan=_lifespan(lifecycle, grpc_front),
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.lifecycle = lifecycle
+    app.state.api_keys = api_keys
+    app.state.grpc = grpc_front
+    install_error_handlers(app)
+    for front_end in (router, v2_http.router, page.router):
+        app.include_router(front_end)
+    _add_middleware(app, settings, metrics, lifecycle)
+    return app
 
+
+def _lifespan(lifecycle: Lifecycle, grpc_front: GrpcFrontEnd | None) -> Lifespan:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if grpc_front is not None:
@@ -44,25 +68,12 @@ def create_app(settings: Settings) -> FastAPI:
             if grpc_front is not None:
                 await grpc_front.stop(grace=1.0)
 
-    # Swagger UI and ReDoc assets come from the fastapi-offline package: /docs and /redoc
-    # load nothing from outside the machine (/redoc is page.py's, with a same-origin CSP).
-    app = FastAPIOffline(
-        redoc_url=None,
-        static_url=page.OFFLINE_ASSETS,
-        title="sanet-serve",
-        summary="SA-Net (Shuffle Attention ResNet) image classification",
-        version="0.1.0",
-        lifespan=lifespan,
-    )
-    app.state.settings = settings
-    app.state.metrics = metrics
-    app.state.lifecycle = lifecycle
-    app.state.api_keys = api_keys
-    app.state.grpc = grpc_front
-    install_error_handlers(app)
-    app.include_router(router)
-    app.include_router(v2_http.router)
-    app.include_router(page.router)
+    return lifespan
+
+
+def _add_middleware(
+    app: FastAPI, settings: Settings, metrics: Metrics, lifecycle: Lifecycle
+) -> None:
     route_of = request_route(settings.default_model, {m.name for m in settings.models})
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics, route_of=route_of)
     app.add_middleware(  # outermost: it sees every answer, whoever made it
@@ -71,4 +82,3 @@ def create_app(settings: Settings) -> FastAPI:
         discard_timeout_s=settings.discard_timeout_s,
         closing=lambda: lifecycle.closing,
     )
-    return app
