@@ -1,0 +1,34 @@
+"""Which batch sizes run before readiness: every shape the engine specialises on, no more."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from service.loading import warm_sizes, warm_up
+
+
+@pytest.mark.parametrize(
+    ("backend", "device", "expected"),
+    [
+        ("torchscript", "cpu", [1, 2, 3, 4, 5, 6, 7, 8]),  # profiling executor: per shape
+        ("eager", "cpu", [1, 2, 3, 4, 5, 6, 7, 8]),
+        ("torchscript", "cuda:0", [1, 2, 3, 4, 5, 6, 7, 8]),  # CUDA graphs per batch size
+        ("onnxruntime", "cpu", [1, 8]),  # one graph; buffers sized by the largest
+        ("openvino", "cpu", [1]),  # every batch runs one sample at a time
+        ("openvino-int8", "cpu", [1]),
+    ],
+)
+def test_warm_sizes(backend: str, device: str, expected: list[int]) -> None:
+    assert warm_sizes(backend, device, 8) == expected
+
+
+def test_warm_up_runs_each_size_once() -> None:
+    seen: list[int] = []
+
+    def engine(x: torch.Tensor) -> torch.Tensor:
+        seen.append(x.shape[0])
+        return torch.zeros(x.shape[0], 10)
+
+    warm_up("m", engine, [1, 8])
+    assert seen == [1, 8]
