@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 import model
+from model.export_cache import default_cache_dir
 
 _DEFAULT_MAX_IMAGES = 32
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -73,11 +74,6 @@ def _split_commas(value: Any) -> Any:
     return value
 
 
-def _default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
-    return Path(base).expanduser() / "sanet-serve"
-
-
 def _default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
@@ -127,7 +123,7 @@ class Settings(BaseSettings):
         description="Threads that decode and preprocess images.",
     )
     cache_dir: Path | None = Field(
-        default_factory=_default_cache_dir,
+        default_factory=default_cache_dir,
         description="Where compiled models (ONNX exports) are cached by weights sha256.",
     )
     max_batch_size: int = Field(default=8, ge=1, le=512, description="Most images in one batch.")

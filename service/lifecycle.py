@@ -48,7 +48,8 @@ class Lifecycle:
             max_delay_s=settings.max_delay_ms / 1000,
             max_queue=settings.max_queue,
         )
-        self.inflight = Inflight(metrics.inflight)
+        self.inflight = Inflight()
+        metrics.inflight.set_function(lambda: self.inflight.count)  # read at scrape time
         self.pool = ThreadPoolExecutor(settings.preprocess_workers, "sanet-preprocess")
         self.decode_gate = LargeDecodeGate(settings.large_image_pixels, settings.max_large_decodes)
         #: set when the drain begins: body reads still in progress stop (503), so a slow

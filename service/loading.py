@@ -17,13 +17,12 @@ from typing import Any
 import torch
 
 import model
+from model.export_cache import RANDOM_INIT_SEED
 from service.config import ModelSpec, Settings
 
 log = logging.getLogger(__name__)
 
 INPUT_SHAPE = (3, 224, 224)
-RANDOM_INIT_SEED = 0
-
 Engine = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -68,7 +67,7 @@ def load(spec: ModelSpec, settings: Settings) -> Loaded:
         precision=settings.precision,
         threads=settings.threads,
         cache_dir=str(settings.cache_dir) if settings.cache_dir else None,
-        cache_key=_cache_key(spec, weights),
+        weights_sha256=weights.sha256,  # the cache key: arch, weights, torch version
         calibration_dir=settings.calibration_dir,
         int8_min_agreement=settings.int8_min_agreement,
         max_batch_size=settings.max_batch_size,
@@ -118,12 +117,6 @@ def _build(spec: ModelSpec) -> tuple[torch.nn.Module, Weights]:
     info: Any = getattr(net, "checkpoint_info")  # noqa: B009 - set by load_checkpoint
     log.info("model %s: checkpoint %s sha256=%s", spec.name, info.path, info.sha256)
     return net, Weights("checkpoint", str(info.path), str(info.sha256))
-
-
-def _cache_key(spec: ModelSpec, weights: Weights) -> str:
-    """Names a compiled artefact: same weights, arch and torch version -> same key."""
-    digest = weights.sha256 or f"random{RANDOM_INIT_SEED}"
-    return f"{spec.arch}-{digest}-torch{torch.__version__}"
 
 
 #: engines that specialise on each input shape (TorchScript's profiling executor, CUDA

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from prometheus_client import Gauge
 
 import model
 from model.postprocess import Prediction, labels_for, probabilities, top_k
@@ -40,22 +39,17 @@ Disconnect = Callable[[], Awaitable[None]]
 class Inflight:
     """Counts admitted requests (not refused ones, not idle sockets), so a drain can wait."""
 
-    def __init__(self, gauge: Gauge | None = None) -> None:
+    def __init__(self) -> None:
         self.count = 0
-        self.gauge = gauge
         self._idle = asyncio.Event()
         self._idle.set()
 
     def enter(self) -> None:
         self.count += 1
         self._idle.clear()
-        if self.gauge is not None:
-            self.gauge.inc()
 
     def exit(self) -> None:
         self.count -= 1
-        if self.gauge is not None:
-            self.gauge.dec()
         if self.count == 0:
             self._idle.set()
 
