@@ -6,12 +6,13 @@ import io
 import struct
 import zlib
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from model import ImageDecodeError, ImageTooLargeError, preprocess
-from model.preprocess import MEAN, STD, resize_crop
+from model.preprocess import MEAN, STD, resize_crop, to_tensor
 from tests.support.paths import SAMPLES
 
 COFFEE = (SAMPLES / "coffee.jpg").read_bytes()
@@ -66,8 +67,23 @@ def test_resize_and_crop_geometry(size, resized, box) -> None:
     gen = torch.Generator().manual_seed(0)
     pixels = torch.randint(0, 256, (size[1], size[0], 3), generator=gen, dtype=torch.uint8)
     img = Image.frombytes("RGB", size, pixels.numpy().tobytes())
-    expected = img.resize(resized, Image.Resampling.BILINEAR).crop(box)
-    assert resize_crop(img).tobytes() == expected.tobytes()
+    expected = np.asarray(img.resize(resized, Image.Resampling.BILINEAR).crop(box), np.int16)
+    out = np.asarray(resize_crop(img), np.int16)
+    assert out.shape == expected.shape == (224, 224, 3)
+    # only the crop is resampled: the same filter, positions equal up to float rounding
+    assert np.abs(out - expected).max() <= 1
+    assert (out != expected).mean() < 0.3
+
+
+def test_to_tensor_is_the_normalisation_formula() -> None:
+    gen = torch.Generator().manual_seed(1)
+    pixels = torch.randint(0, 256, (224, 224, 3), generator=gen, dtype=torch.uint8)
+    img = Image.frombytes("RGB", (224, 224), pixels.numpy().tobytes())
+    mean, std = torch.tensor(MEAN).reshape(3, 1, 1), torch.tensor(STD).reshape(3, 1, 1)
+    expected = (pixels.permute(2, 0, 1).float() / 255 - mean) / std
+    out = to_tensor(img)
+    assert out.shape == (3, 224, 224) and out.is_contiguous()
+    torch.testing.assert_close(out, expected, atol=2e-6, rtol=0)
 
 
 def test_exif_orientation_applied() -> None:
