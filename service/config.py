@@ -141,6 +141,11 @@ class Settings(BaseSettings):
         default=20 * 2**20, ge=1024, description="Largest request body, in bytes."
     )
     max_pixels: int = Field(default=50_000_000, ge=1, description="Largest image, in pixels.")
+    jpeg_draft: bool = Field(
+        default=False,
+        description="Opt-in: decode large JPEGs scaled down in the DCT (faster, not the exact "
+        "eval transform; README Performance).",
+    )
     max_images_per_request: int = Field(
         default=_DEFAULT_MAX_IMAGES,
         ge=1,

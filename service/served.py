@@ -193,7 +193,12 @@ class ServedModel:
     def _decode(self, blob: bytes) -> torch.Tensor:
         t0 = time.perf_counter()
         try:
-            return model.preprocess(blob, max_pixels=self.settings.max_pixels, gate=self.gate)
+            return model.preprocess(
+                blob,
+                max_pixels=self.settings.max_pixels,
+                gate=self.gate,
+                jpeg_draft=self.settings.jpeg_draft,
+            )
         finally:
             self.metrics.preprocess.observe(time.perf_counter() - t0)
 

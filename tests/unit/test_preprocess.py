@@ -153,3 +153,36 @@ def test_pixel_limit_checked_from_header() -> None:
 def test_undecodable_inputs_raise_typed_error(data: bytes) -> None:
     with pytest.raises(ImageDecodeError):
         preprocess(data)
+
+
+def _large_jpeg(size: tuple[int, int]) -> bytes:
+    return encode(photo().resize(size, Image.Resampling.LANCZOS), "JPEG", quality=92)
+
+
+def test_jpeg_draft_is_opt_in_and_close_to_the_exact_transform() -> None:
+    data = _large_jpeg((2400, 1600))
+    exact = preprocess(data)
+    drafted = preprocess(data, jpeg_draft=True)
+    assert torch.equal(preprocess(data, jpeg_draft=False), exact)
+    levels = (exact - drafted).abs() * 255 * min(STD)  # at most this many 8-bit levels
+    assert 0 < levels.mean().item() < 2.0
+    assert levels.max().item() < 40
+
+
+def test_jpeg_draft_decodes_fewer_pixels_but_never_below_the_resize() -> None:
+    large, png, small = _large_jpeg((2400, 1600)), encode(photo(), "PNG"), photo().size
+    seen: list[tuple[int, int]] = []
+    original = Image.Image.load
+
+    def spy(img: Image.Image):  # type: ignore[no-untyped-def]
+        out = original(img)
+        seen.append(img.size)
+        return out
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Image.Image, "load", spy)
+        preprocess(large, jpeg_draft=True)
+        assert max(seen) == (600, 400)  # 1/4 of 2400 x 1600, still >= 384 x 256
+        seen.clear()
+        preprocess(png, jpeg_draft=True)  # not a JPEG: decoded at full size
+        assert max(seen) == small
