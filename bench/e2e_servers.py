@@ -62,6 +62,7 @@ class Server:
         self._stack: contextlib.ExitStack | None = None
         self.proc: Spawned | None = None
         self.ready_s: list[float] = []
+        self.report: dict | None = None  # sanet-serve's /v1/models "engine" (auto's choice)
 
     def _command(self, port: int) -> tuple[list[str], dict[str, str], str]:
         """Command line, environment and readiness path of this config's server."""
@@ -109,7 +110,7 @@ class Server:
         )
         self.ready_s.append(round(time.perf_counter() - t0, 2))
         if not self.config.is_baseline:
-            self.engine = served_engine(self.url)
+            self.engine, self.report = served_engine(self.url)
 
     @property
     def url(self) -> str:
@@ -149,7 +150,9 @@ def calibration_dir(cache_dir: Path) -> Path:
     return folder
 
 
-def served_engine(url: str) -> str:
-    """The engine sanet-serve built (``/v1/models``: ``engine.backend``), e.g. openvino."""
+def served_engine(url: str) -> tuple[str, dict | None]:
+    """The engine sanet-serve built (``/v1/models``: ``engine.backend``, e.g. openvino) and
+    its whole report (auto's decision and timings)."""
     model = httpx.get(f"{url}/v1/models", timeout=10).raise_for_status().json()["models"][0]
-    return str((model.get("engine") or {}).get("backend") or model["backend"])
+    report = model.get("engine")
+    return str((report or {}).get("backend") or model["backend"]), report
