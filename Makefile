@@ -63,7 +63,8 @@ bench-model: venv
 
 # sanet-serve fp32 / INT8 beside the user's alternative (bench/baseline.py: the authors'
 # unfolded ONNX export on LitServe, onnxruntime and OpenVINO), README "Against the user's
-# alternative"; SANet-50, coffee.jpg, c=1 and 16, every config resident, interleaved rounds
+# alternative"; SANet-50, coffee.jpg, c=1 and 16, configs resident (idle burners per turn),
+# interleaved rounds
 E2E_ARGS ?= --rounds 5 --duration 15 --warmup 3 --concurrency 1 16
 
 bench-e2e: venv
