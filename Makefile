@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv serve test test-unit test-api test-faults test-deploy test-cuda lint bench bench-model bench-signal soak docker-smoke clean
+.PHONY: venv serve test test-unit test-api test-faults test-deploy test-cuda lint bench bench-model bench-e2e bench-signal soak docker-smoke clean
 
 venv: $(STAMP)
 
@@ -50,6 +50,7 @@ bench: venv
 	$(BIN)/python -m bench.fidelity
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.load $(LOAD_ARGS)
+	$(BIN)/python -m bench.e2e $(E2E_ARGS)
 
 # minutes, outside make test: a burst of large images, then steady traffic; RSS and p99 drift
 SOAK_ARGS ?= --minutes 3 --concurrency 4 --burst 8 --side 7000
@@ -59,6 +60,15 @@ soak: venv
 
 bench-model: venv
 	$(BIN)/python -m bench.model_speed
+
+# sanet-serve fp32 / INT8 beside the user's alternative (bench/baseline.py: the authors'
+# unfolded ONNX export on LitServe, onnxruntime and OpenVINO), README "Against the user's
+# alternative"; SANet-50, coffee.jpg, c=1 and 16, configs resident (idle burners per turn),
+# interleaved rounds
+E2E_ARGS ?= --rounds 5 --duration 15 --warmup 3 --concurrency 1 16
+
+bench-e2e: venv
+	$(BIN)/python -m bench.e2e $(E2E_ARGS)
 
 # Each autoscaling signal beside p99, closed and open loop (README "Autoscaling")
 bench-signal: venv

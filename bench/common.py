@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,17 +36,41 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank]
 
 
+#: instruction sets that decide which engine (and INT8) wins; "amx" is any amx_* flag
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "amx")
+
+
+def _lscpu_model() -> str | None:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
 def machine() -> dict[str, Any]:
-    cpu = "unknown"
+    """CPU (cpuinfo and lscpu model names, the flags above), versions, threads, GPU."""
+    cpu, flags = "unknown", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith("model name") and cpu == "unknown":
                 cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
                 break
     except OSError:
         pass
     return {
         "cpu": cpu,
+        "lscpu_model": _lscpu_model(),
+        "cores": os.cpu_count(),
+        "flags": {
+            f: (any(x.startswith("amx") for x in flags) if f == "amx" else f in flags)
+            for f in CPU_FLAGS
+        },
         "python": platform.python_version(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

@@ -167,17 +167,19 @@ def drive(sender: Sender, mode: str, level: float, seconds: float, args: Any) ->
 
 
 async def run_level(
-    sender: Sender, base: str, mode: str, level: float, args: Any
+    sender: Sender, base: str, mode: str, level: float, args: Any, metrics: bool = True
 ) -> dict[str, Any]:
-    """Warm up, scrape, measure, scrape: one point of a curve."""
+    """Warm up, scrape, measure, scrape: one point of a curve (``metrics=False``: a server
+    without sanet-serve's /metrics, no batch sizes)."""
     if args.warmup > 0:
         await drive(sender, mode, level, args.warmup, args)
-    before = await scrape(sender.client, base, args.model)
+    before = await scrape(sender.client, base, args.model) if metrics else None
     start = time.perf_counter()
     tally = await drive(sender, mode, level, args.duration, args)
     result = report.summarize(tally, time.perf_counter() - start)
     result["offered_per_s"] = (tally.sent + tally.dropped) / args.duration
-    result["batch"] = report.batch_delta(before, await scrape(sender.client, base, args.model))
+    after = await scrape(sender.client, base, args.model) if metrics else None
+    result["batch"] = report.batch_delta(before, after)
     return {"mode": mode, "level": level, **result}
 
 

@@ -37,10 +37,26 @@ def spawned(cmd: list[str], env: dict[str, str], ready_timeout: float) -> Iterat
 
     Yields its base URL; ``RuntimeError`` with the end of its log if it never gets ready.
     """
+    with spawned_process(cmd, env, ready_timeout) as proc:
+        yield proc.url
+
+
+@contextlib.contextmanager
+def spawned_process(
+    cmd: list[str],
+    env: dict[str, str],
+    ready_timeout: float,
+    port: int | None = None,
+    ready_path: str = "/readyz",
+) -> Iterator[servers.Spawned]:
+    """:func:`spawned`, yielding the process itself (its pid, log); ``port`` when the command
+    names it, ``ready_path`` for a server that is not sanet-serve."""
     with tempfile.TemporaryDirectory(prefix="sanet-bench-") as tmp:
         log_path = Path(tmp) / "server.log"
         log.info("starting %s with %s", shlex.join(cmd), env)
-        with servers.spawned(cmd, log_path, env, ready_within=ready_timeout) as proc:
+        with servers.spawned(
+            cmd, log_path, env, ready_within=ready_timeout, port=port, ready_path=ready_path
+        ) as proc:
             log.info("server ready on %s", proc.url)
-            yield proc.url
+            yield proc
         log.info("server on %s exited with status %s", proc.url, proc.popen.returncode)

@@ -181,9 +181,11 @@ def spawned(
     env: Mapping[str, str] | None = None,
     ready_within: float = 120,
     grace: float = 60,
+    port: int | None = None,
+    ready_path: str = "/readyz",
 ) -> Iterator[Spawned]:
     """A ready ``Spawned`` for the ``with`` block; stopped (SIGTERM, then SIGKILL) after it."""
-    proc = Spawned(cmd, log, env)
+    proc = Spawned(cmd, log, env, port=port, ready_path=ready_path)
     try:
         yield proc.wait_ready(ready_within)
     finally:

@@ -1,0 +1,78 @@
+"""The user's alternative (``bench/baseline.py``) is a fair equivalent, and ``bench.e2e`` runs.
+
+One tiny ``bench.e2e`` run spawns sanet-serve and the baseline in both engines on the same
+checkpoint (the tiny SA-ResNet in the authors' layout) and asks each for the top-5 of the
+same photos: the baseline runs the authors' graph exported unfolded, sanet-serve the folded
+one, so their answers agree to float rounding, not bit for bit.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support.app import ARCH
+from tests.support.ci import skip_or_fail
+from tests.support.paths import SAMPLES
+
+PHOTOS = [SAMPLES / "coffee.jpg", SAMPLES / "chelsea.jpg"]
+JPEG = {"Content-Type": "image/jpeg"}
+ATOL = 2e-4  # probabilities: folded vs unfolded graph, and one engine against another
+BASELINES = ("baseline-onnxruntime", "baseline-openvino")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _litserve() -> None:
+    if importlib.util.find_spec("litserve") is None:
+        skip_or_fail("litserve is not installed (the dev extra: pip install -e '.[dev]')")
+
+
+def test_baseline_answers_as_sanet_serve_and_the_bench_runs(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    """A tiny bench.e2e run: sanet-serve (OpenVINO) and the baseline in both engines, on the
+    same checkpoint; every server's top-5 for two photos agree, every level answered."""
+    from bench import e2e
+
+    out = tmp_path / "e2e.json"
+    argv = ["--arch", ARCH, "--weights", str(checkpoint), "--cache-dir", str(tmp_path / "c")]
+    argv += ["--configs", "sanet-fp32", *BASELINES, "--images", *map(str, PHOTOS)]
+    argv += ["--rounds", "1", "--no-prime", "--duration", "0.4", "--warmup", "0.2"]
+    argv += ["--concurrency", "1", "2", "--idle-seconds", "0.5", "--idle-limit", "1000"]
+    argv += ["--server-env", "SANET_BACKEND=openvino", "--out", str(out)]
+    assert e2e.main(argv) == 0
+    result = json.loads(out.read_text())
+
+    for photo in PHOTOS:
+        ours = result["answers"][photo.name]["sanet-fp32"]
+        for baseline in BASELINES:
+            theirs = result["answers"][photo.name][baseline]
+            assert [p["label"] for p in theirs] == [p["label"] for p in ours], (photo, baseline)
+            assert [p["probability"] for p in theirs] == pytest.approx(
+                [p["probability"] for p in ours], abs=ATOL
+            )
+    configs = ("sanet-fp32", *BASELINES)
+    assert {(r["config"], r["level"]) for r in result["runs"]} == {
+        (c, level) for c in configs for level in (1, 2)
+    }
+    assert all(r["ok"] > 0 and not r["errors"] for r in result["runs"])
+    assert all(r["memory_after"]["rss_mb"] > 0 for r in result["runs"])
+    same = next(c for c in result["comparisons"] if c["against"] == "same engine")
+    assert same["throughput_baseline"] == "baseline-openvino"
+    assert same["throughput_ratio"] > 0 and same["p50_ratio"] > 0
+    assert result["machine"]["flags"].keys() == {"avx2", "avx512f", "avx512_vnni", "amx"}
+
+
+def test_baseline_rejects_what_it_cannot_decode(tmp_path: Path) -> None:
+    from fastapi import HTTPException
+
+    from bench.baseline import AuthorsClassifier, Options
+
+    api = AuthorsClassifier(Options(ARCH, None, "onnxruntime", 1, tmp_path), 8, 0.005)
+    with pytest.raises(HTTPException) as info:
+        api.decode_request(b"not an image")
+    assert info.value.status_code == 400
+    assert api.decode_request((SAMPLES / "coffee.jpg").read_bytes()).shape == (3, 224, 224)
