@@ -68,7 +68,6 @@ def build(
                         cache_dir=tmp,  # one export per graph, shared by the ONNX engines
                         cache_key=f"{arch}-sa{int(sa)}-fold{int(fold)}",
                     )
-                    compiled.wait_ready()
                     variants.append(Variant(backend, fold, sa, compiled))
             if int8:
                 variants.append(Variant("openvino-int8", True, sa, _int8(net, threads, tmp)))
@@ -83,7 +82,6 @@ def _int8(net: torch.nn.Module, threads: int, tmp: str) -> CompiledModel:
     if not folder.is_dir():
         write_images(folder, 40, 4, seed=1)
     compiled, _ = int8_engine(net, calibration_dir=folder, min_agreement=0, threads=threads)
-    compiled.wait_ready()
     return compiled
 
 

@@ -103,7 +103,6 @@ def main(argv: list[str] | None = None) -> int:
     rows, records = [], []
     for backend in args.backends:
         model = compile_model(net, backend, threads=args.threads)
-        model.wait_ready()
         with torch.inference_mode():
             single_latency(model, photos, 5)  # warm-up
             lat = single_latency(model, photos, args.single)

@@ -44,13 +44,6 @@ class CompiledModel:
         with torch.inference_mode():
             return self.run(batch)
 
-    def wait_ready(self, timeout: float = 120) -> None:
-        """Return once background compilation is done (OpenVINO's streams copy), so that
-        a benchmark times the path batches take; the service does not wait for it."""
-        ready = getattr(self.run, "wait_streams", None)
-        if ready is not None:
-            ready(timeout)
-
 
 def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` when available, else ``cpu``."""

@@ -132,7 +132,7 @@ def _quantize_and_measure(module: nn.Module, onnx: Path, files: list[Path], ir: 
     calib, held = split(files)
     log.info("int8: quantizing on %d images, %d held out", len(calib), len(held))
     save_ir(quantize_ir(onnx, load_inputs(calib)), ir)
-    agreement, max_diff = fidelity(module, OvRunner(ir, None, None, use_streams=False), load_inputs(held))
+    agreement, max_diff = fidelity(module, OvRunner(ir, None, None), load_inputs(held))
     return Int8Report(agreement, max_diff, len(held), len(calib), files_sha256(files))
 
 
