@@ -70,9 +70,6 @@ def measure(
     inputs = {b: torch.randn(b, 3, input_size, input_size) for b in batches}
     samples: dict[tuple[str, int], list[float]] = {(n, b): [] for n in built for b in batches}
     for run in built.values():  # warm-up: first calls allocate and specialise
-        ready = getattr(run.run, "wait_streams", None)  # OpenVINO's batch copy: time that
-        if ready is not None:
-            ready(120)
         for b in batches:
             run(inputs[b])
     for _ in range(rounds):

@@ -2,12 +2,11 @@
 
 - f32 inference precision is explicit: on CPUs with bf16 or AMX the plugin would otherwise
   pick bf16 and change the logits.
-- A batch runs sample by sample through the dynamic-batch graph: on the reference CPU that
+- A batch runs sample by sample through the dynamic-batch graph. On the reference CPU that
   measured faster than one batch-8 call for both ResNet-50 and SANet-50 (one sample's block
   output stays in cache between SA's passes), and faster for SA than a static batch-1
   graph, where the plugin's "snippets" JIT subgraph for SA's gate measured slower than its
-  ordinary fused eltwise kernels (README, Performance). A batch of one takes every thread;
-  the samples of a larger batch run concurrently on the plugin's throughput streams.
+  ordinary fused eltwise kernels (README, Performance).
 - The plugin's compiled blob goes to ``CACHE_DIR`` (``<cache_dir>/openvino``), so a restart
   skips compilation. INT8 models (``model/quantize.py``) are saved as IR beside the export.
 """
@@ -36,13 +35,11 @@ def ov_version() -> str:
     return str(ov.get_version()).split("-")[0]
 
 
-def ov_config(
-    threads: int | None, cache_dir: str | Path | None, hint: str = "LATENCY"
-) -> dict[str, Any]:
-    """Plugin settings: f32, the ``hint``, ``threads`` intra-op threads, the blob cache."""
+def ov_config(threads: int | None, cache_dir: str | Path | None) -> dict[str, Any]:
+    """Plugin settings: f32, latency hint, ``threads`` intra-op threads, the blob cache."""
     config: dict[str, Any] = {
         "INFERENCE_PRECISION_HINT": "f32",
-        "PERFORMANCE_HINT": hint,
+        "PERFORMANCE_HINT": "LATENCY",
         "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
     }
     if cache_dir is not None:
@@ -75,82 +72,28 @@ def save_ir(model: Any, path: Path) -> Path:
 
 
 class OvRunner:
-    """Callable float32 torch batch -> float32 torch logits on compiled OpenVINO models.
+    """Callable float32 torch batch -> float32 torch logits on one compiled model.
 
-    ``model`` is an IR/ONNX path or an in-memory ``openvino.Model``. A batch of one runs on
-    the latency-compiled model (one stream, every thread). Larger batches run their samples
-    concurrently on a throughput-compiled copy (the plugin's streams, a thread or two each:
-    less synchronisation per layer than one sample on all threads), compiled in the
-    background after start so a restart is not slowed; until it is ready they run sample
-    by sample. One caller at a time (the service has one inference worker; a lock keeps
-    other callers correct).
+    ``model`` is an IR/ONNX path or an in-memory ``openvino.Model``; each sample of a batch
+    is one inference (see the module docstring). One infer request serves every call (the
+    service has one inference worker; a lock keeps other callers correct).
     """
 
-    def __init__(
-        self,
-        model: Any,
-        threads: int | None,
-        cache_dir: str | Path | None,
-        use_streams: bool = True,
-    ) -> None:
+    def __init__(self, model: Any, threads: int | None, cache_dir: str | Path | None) -> None:
         import openvino as ov
 
-        self._source = str(model) if isinstance(model, Path) else model
-        self._threads, self._cache_dir = threads, cache_dir
-        self.compiled = ov.Core().compile_model(self._source, "CPU", ov_config(threads, cache_dir))
+        source = str(model) if isinstance(model, Path) else model
+        self.compiled = ov.Core().compile_model(source, "CPU", ov_config(threads, cache_dir))
         self.request = self.compiled.create_infer_request()
         self._lock = threading.Lock()
-        self._queue: Any = None
-        self.streams = 0
-        self._queue_ready = threading.Event()
-        if use_streams and int(threads or torch.get_num_threads()) > 1:
-            threading.Thread(target=self._compile_streams, name="ov-streams", daemon=True).start()
-        else:
-            self._queue_ready.set()
-
-    def _compile_streams(self) -> None:
-        import openvino as ov
-
-        try:
-            config = ov_config(self._threads, self._cache_dir, "THROUGHPUT")
-            compiled = ov.Core().compile_model(self._source, "CPU", config)
-            streams = self.streams = int(compiled.get_property("NUM_STREAMS"))
-            if streams > 1:
-                jobs = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-                self._queue = ov.AsyncInferQueue(compiled, max(jobs, streams))
-                log.info("openvino: batches run on %d streams", streams)
-        except Exception as exc:  # the latency model still serves every batch
-            log.warning("openvino: no throughput streams (%s); batches run sample by sample", exc)
-        finally:
-            self._source = None  # the in-memory model is not needed any more
-            self._queue_ready.set()
-
-    def wait_streams(self, timeout: float | None = None) -> bool:
-        """Block until the throughput copy is compiled (or given up); True when it is."""
-        self._queue_ready.wait(timeout)
-        return self._queue is not None
 
     def _one(self, sample: np.ndarray) -> np.ndarray:
         result = self.request.infer({0: sample}, share_inputs=True)
         return np.array(result[0], copy=True)  # the request reuses its output buffer
 
-    def _concurrent(self, array: np.ndarray) -> np.ndarray:
-        rows: list[np.ndarray] = [array[:0]] * array.shape[0]
-
-        def done(request: Any, index: int) -> None:
-            rows[index] = np.array(request.get_output_tensor(0).data, copy=True)
-
-        self._queue.set_callback(done)
-        for i in range(array.shape[0]):
-            self._queue.start_async({0: array[i : i + 1]}, i, share_inputs=True)
-        self._queue.wait_all()
-        return np.concatenate(rows, axis=0)
-
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         array = batch.detach().to(torch.float32).contiguous().numpy()
         with self._lock:
-            if array.shape[0] > 1 and self._queue is not None:
-                return torch.from_numpy(self._concurrent(array))
             rows = [self._one(array[i : i + 1]) for i in range(array.shape[0])]
         return torch.from_numpy(np.concatenate(rows, axis=0))
 

@@ -70,16 +70,3 @@ def test_sanet50_parity(batch: torch.Tensor, tmp_path) -> None:
     compiled = compile_model(net, "openvino", cache_dir=tmp_path, cache_key="s50")
     diff = (compiled(batch[:2]) - eager(net, batch[:2])).abs().max().item()
     assert diff <= ATOL
-
-
-def test_larger_batches_run_on_throughput_streams(batch: torch.Tensor, tmp_path) -> None:
-    net = random_sa_net("sanet_tiny", 6)
-    compiled = compile_model(net, "openvino", threads=2, cache_dir=tmp_path, cache_key="t")
-    runner = compiled.run  # type: ignore[union-attr]
-    assert runner.wait_streams(120), "the throughput copy did not compile"
-    assert runner.streams > 1
-    together = compiled(batch)  # three samples at once on the streams
-    alone = torch.cat([compiled(batch[i : i + 1]) for i in range(batch.shape[0])])
-    torch.testing.assert_close(together, alone, rtol=0, atol=1e-6)
-    assert (together - eager(net, batch)).abs().max().item() <= ATOL
-    assert len(list((tmp_path / "openvino").glob("*.blob"))) == 1  # one blob serves both
