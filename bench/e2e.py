@@ -67,9 +67,11 @@ def measure_turn(
         run.update(config=str(server), engine=server.engine, round=rnd)
         log.info("round %d %s: %s", rnd, server, e2e_report.describe(run))
         runs.append(run)
-    memory = dataclasses.asdict(proctree.memory(server.pid))
+    at_end = dataclasses.asdict(proctree.memory(server.pid))
+    time.sleep(args.settle)  # what stays resident once the load is over
+    settled = dataclasses.asdict(proctree.memory(server.pid))
     for run in runs:
-        run["memory_after"] = memory
+        run["memory_at_end"], run["memory_after"] = at_end, settled
     return runs
 
 
@@ -173,6 +175,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--max-requests", type=int, default=100_000, help="per level")
     p.add_argument("--timeout", type=float, default=60.0, help="per request, seconds")
     p.add_argument("--idle-seconds", type=float, default=5.0)
+    p.add_argument(
+        "--settle", type=float, default=3.0, help="seconds after a turn before memory is read"
+    )
     p.add_argument("--idle-limit", type=float, default=2.0, help="%% of a core; above: per turn")
     p.add_argument("--server-env", action="append", default=[], metavar="K=V", help="sanet-serve")
     p.add_argument("--cache-dir", type=Path, default=default_cache_dir())

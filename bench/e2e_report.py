@@ -66,6 +66,7 @@ def summary(runs: list[dict]) -> list[dict[str, Any]]:
                 "p95_ms": median(p95s),
                 "errors": sum(sum(r["errors"].values()) for r in mine),
                 "mean_batch": median(batches) if batches else None,
+                "rss_at_end_mb": max(r["memory_at_end"]["rss_mb"] for r in mine),
                 "rss_mb": max(r["memory_after"]["rss_mb"] for r in mine),
                 "pss_mb": max(r["memory_after"]["pss_mb"] for r in mine),
                 "others_cpu_pct_max": max(others) if others else None,
@@ -145,7 +146,7 @@ def tables(rows: list[dict], comps: list[dict], servers: dict[str, dict]) -> str
     what the server used while all were resident and idle; "per turn" marks a server that
     was therefore run only during its own turns."""
     head = ["config", "engine", "level", "img/s", "p50 ms", "p95 ms", "errors", "mean batch"]
-    head += ["RSS MB after", "PSS MB after", "idle CPU %"]
+    head += ["RSS MB at end", "RSS MB settled", "PSS MB settled", "idle CPU %"]
     body = [
         [
             r["config"],
@@ -156,6 +157,7 @@ def tables(rows: list[dict], comps: list[dict], servers: dict[str, dict]) -> str
             _f(r["p95_ms"]),
             r["errors"],
             _f(r["mean_batch"], ".2f"),
+            _f(r["rss_at_end_mb"], ".0f"),
             _f(r["rss_mb"], ".0f"),
             _f(r["pss_mb"], ".0f"),
             _idle(servers.get(r["config"], {})),
@@ -188,7 +190,7 @@ def memory_check(rows: Iterable[dict]) -> str:
         return ""
     worst = max(rss)
     met = "met" if worst <= MEMORY_TARGET_MB else "NOT met"
-    return f"sanet-fp32 RSS after load: {worst:.0f} MB (<= {MEMORY_TARGET_MB:g} MB: {met})"
+    return f"sanet-fp32 settled RSS after load: {worst:.0f} MB (<= {MEMORY_TARGET_MB:g} MB: {met})"
 
 
 def write(payload: dict[str, Any], path: Path) -> str:

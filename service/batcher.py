@@ -100,7 +100,14 @@ class Batcher:
     """The queues of the models on one device and the worker thread that runs their batches."""
 
     def __init__(
-        self, name: str, *, max_batch_size: int, max_delay_s: float, max_queue: int
+        self,
+        name: str,
+        *,
+        max_batch_size: int,
+        max_delay_s: float,
+        max_queue: int,
+        on_idle: Callable[[], None] | None = None,
+        idle_s: float = 1.0,
     ) -> None:
         if max_batch_size < 1 or max_queue < 1 or max_delay_s < 0:
             raise ValueError("max_batch_size and max_queue must be >= 1, max_delay_s >= 0")
@@ -108,6 +115,10 @@ class Batcher:
         self.max_batch_size = max_batch_size
         self.max_delay_s = max_delay_s
         self.max_queue = max_queue
+        #: called once in the worker thread, without the lock, when it has been idle for
+        #: ``idle_s`` after serving work (the service returns freed heap pages then)
+        self.on_idle, self.idle_s = on_idle, idle_s
+        self._idle_due = False
         self._cond = threading.Condition(threading.RLock())
         self._lanes: dict[str, _Lane] = {}
         self._thread: threading.Thread | None = None
@@ -243,7 +254,7 @@ class Batcher:
             busy = False
             while (current := self._next_batch(busy)) is not None:
                 self._execute(*current)
-                busy = True
+                busy = self._idle_due = True
         except BaseException:
             log.critical("inference worker %s died", self.name, exc_info=True)
         finally:
@@ -261,7 +272,12 @@ class Batcher:
                 if not waiting:
                     if self._stopping:
                         return None
-                    self._cond.wait()
+                    if self._idle_due and self.on_idle is not None:
+                        self._idle_due = self._cond.wait(self.idle_s)  # False: idle that long
+                        if not self._idle_due:
+                            self._call_idle_hook()
+                    else:
+                        self._cond.wait()
                     busy = False  # woken from idle: dispatch at once
                     continue
                 lane = min(waiting, key=lambda ln: ln.queue[0].ticket.enqueued_at)
@@ -272,6 +288,17 @@ class Batcher:
                 items = self._take(lane, now)
                 if items:
                     return lane, items
+
+    def _call_idle_hook(self) -> None:
+        """``on_idle`` with the lock released: admissions go on meanwhile (held once here)."""
+        assert self.on_idle is not None
+        self._cond.release()
+        try:
+            self.on_idle()
+        except Exception:
+            log.warning("idle hook of %s failed", self.name, exc_info=True)
+        finally:
+            self._cond.acquire()
 
     def _linger_s(self, lane: _Lane, now: float) -> float:
         """How much longer a partial batch may wait for company (0: dispatch now)."""

@@ -19,7 +19,7 @@ from service.batcher import Batcher
 from service.config import Settings
 from service.errors import ModelNotFound, NotReady
 from service.loading import release_free_memory
-from service.memory import LargeDecodeGate, fix_mmap_threshold
+from service.memory import LargeDecodeGate, fix_mmap_threshold, malloc_trim
 from service.metrics import Metrics
 from service.served import Inflight, ServedModel
 
@@ -47,6 +47,7 @@ class Lifecycle:
             max_batch_size=settings.max_batch_size,
             max_delay_s=settings.max_delay_ms / 1000,
             max_queue=settings.max_queue,
+            on_idle=malloc_trim,  # after traffic, freed heap pages go back to the OS
         )
         self.inflight = Inflight()
         metrics.inflight.set_function(lambda: self.inflight.count)  # read at scrape time

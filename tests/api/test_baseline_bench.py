@@ -40,7 +40,7 @@ def test_baseline_answers_as_sanet_serve_and_the_bench_runs(
     out = tmp_path / "e2e.json"
     argv = ["--arch", ARCH, "--weights", str(checkpoint), "--cache-dir", str(tmp_path / "c")]
     argv += ["--configs", "sanet-fp32", *BASELINES, "--images", *map(str, PHOTOS)]
-    argv += ["--rounds", "1", "--no-prime", "--duration", "0.4", "--warmup", "0.2"]
+    argv += ["--rounds", "1", "--no-prime", "--duration", "0.4", "--warmup", "0.2", "--settle", "0"]
     argv += ["--concurrency", "1", "2", "--idle-seconds", "0.5", "--idle-limit", "1000"]
     argv += ["--server-env", "SANET_BACKEND=openvino", "--out", str(out)]
     assert e2e.main(argv) == 0

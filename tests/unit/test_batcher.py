@@ -11,6 +11,7 @@ import pytest
 
 from service.errors import ClientClosed, DeadlineExceeded, QueueFull
 from tests.support.batching import MODEL, FakeModel, make, occupied, soon, submit
+from tests.support.waiting import poll
 
 
 def test_idle_worker_dispatches_at_once() -> None:
@@ -186,6 +187,28 @@ def test_every_ticket_gets_its_own_results_under_load() -> None:
         results = await asyncio.gather(*(t.future for t in tickets))
         for s, n, r in zip(starts, sizes, results, strict=True):
             assert r == [2 * x for x in range(s, s + n)]
+        b.stop(1)
+
+    asyncio.run(main())
+
+
+def test_idle_hook_runs_once_per_busy_spell_without_the_lock() -> None:
+    async def main() -> None:
+        calls: list[int] = []
+        fake = FakeModel()
+
+        def hook() -> None:  # admissions must go on while it runs
+            calls.append(b.reserve(MODEL, 1, soon()).n)
+
+        b = make(fake, on_idle=hook, idle_s=0.05)
+        await asyncio.sleep(0.2)
+        assert calls == []  # idle from the start: nothing to give back yet
+        assert await submit(b, [1]).future == [2]
+        await asyncio.to_thread(poll, lambda: len(calls) == 1, 5, "the idle hook")
+        await asyncio.sleep(0.2)
+        assert len(calls) == 1  # once per spell of work, not every idle_s
+        assert await submit(b, [2]).future == [4]
+        await asyncio.to_thread(poll, lambda: len(calls) == 2, 5, "the idle hook again")
         b.stop(1)
 
     asyncio.run(main())
