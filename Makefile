@@ -46,9 +46,11 @@ LOAD_ARGS ?= --images samples/coffee.jpg --concurrency 1 4 16 --rate 5 10 15 20 
 
 bench: venv
 	$(BIN)/python -m bench.model_speed --rounds 20
-	$(BIN)/python -m bench.model_speed --rounds 12 --warmup 2 --backends onnxruntime openvino --int8 --out model_speed_openvino.json
+	$(BIN)/python -m bench.model_speed --rounds 10 --warmup 2 --backends onnxruntime openvino --int8 --out model_speed_openvino.json
+	$(BIN)/python -m bench.openvino_sa_op --rounds 10
 	$(BIN)/python -m bench.fidelity
-	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.pipeline --backends openvino onnxruntime
+	$(BIN)/python -m bench.decode --rounds 9
 	$(BIN)/python -m bench.load $(LOAD_ARGS)
 	$(BIN)/python -m bench.e2e $(E2E_ARGS)
 
@@ -65,7 +67,7 @@ bench-model: venv
 # unfolded ONNX export on LitServe, onnxruntime and OpenVINO), README "Against the user's
 # alternative"; SANet-50, coffee.jpg, c=1 and 16, configs resident (idle burners per turn),
 # interleaved rounds
-E2E_ARGS ?= --rounds 5 --duration 15 --warmup 3 --concurrency 1 16
+E2E_ARGS ?= --rounds 3 --duration 15 --warmup 3 --concurrency 1 16
 
 bench-e2e: venv
 	$(BIN)/python -m bench.e2e $(E2E_ARGS)
