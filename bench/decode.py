@@ -10,13 +10,13 @@ quality-92 JPEG; both paths of ``model.preprocess`` are timed interleaved (media
 from __future__ import annotations
 
 import argparse
+import functools
 import io
-import time
 from pathlib import Path
 
 from PIL import Image
 
-from bench.common import machine, markdown_table, median, write_json
+from bench.common import machine, markdown_table, median, timed, write_json
 from model.preprocess import STD, preprocess
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -30,9 +30,7 @@ def jpeg(photo: Path, size: tuple[int, int]) -> bytes:
 
 
 def timed_ms(data: bytes, draft: bool) -> float:
-    start = time.perf_counter()
-    preprocess(data, jpeg_draft=draft)
-    return 1000 * (time.perf_counter() - start)
+    return 1000 * timed(functools.partial(preprocess, data, jpeg_draft=draft))
 
 
 def measure(data: bytes, rounds: int) -> dict[str, float]:

@@ -126,6 +126,38 @@ def profile(request: Any, x: np.ndarray, n: int = 10) -> dict[str, float]:
     return {k: round(v, 3) for k, v in sorted(totals.items(), key=lambda kv: -kv[1]) if v > 0}
 
 
+def export_all(tmp: Path) -> dict[str, Path]:
+    """ResNet-50 and SANet-50 (stock and custom-op forms), all folded, exported to ``tmp``."""
+    files = {}
+    for name, sa in (("resnet50", False), ("sanet50 stock", True)):
+        torch.manual_seed(0)
+        folded = prepare(create_model("sanet50", use_sa=sa), True)
+        files[name] = export_onnx(folded, tmp / f"{sa}.onnx")
+    files["sanet50 custom op"] = export_with_op(folded, tmp / "op.onnx")
+    return files
+
+
+def interleaved_ms(requests: dict[str, Any], x: np.ndarray, rounds: int) -> dict[str, list[float]]:
+    """Per round, in a new shuffled order, each request's median of 5 calls, in ms."""
+    times: dict[str, list[float]] = collections.defaultdict(list)
+    names = list(requests)
+    for _ in range(rounds):
+        random.shuffle(names)
+        for n in names:
+            calls = [timed(functools.partial(requests[n].infer, {0: x})) for _ in range(5)]
+            times[n].append(1000 * median(calls))
+    return times
+
+
+def report(times: dict[str, list[float]], counters: dict[str, dict[str, float]]) -> str:
+    rows = []
+    for n in times:
+        ratio = median([a / b for a, b in zip(times[n], times["resnet50"], strict=True)])
+        top = ", ".join(f"{k} {v:.1f}" for k, v in list(counters[n].items())[:5])
+        rows.append([n, f"{median(times[n]):.1f}", f"{ratio:.3f}x", top])
+    return markdown_table(["graph", "batch 1 ms", "vs ResNet-50", "plugin ms by node type"], rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     import openvino as ov
 
@@ -139,41 +171,21 @@ def main(argv: list[str] | None = None) -> int:
     x = np.random.default_rng(1).random((1, 3, 224, 224), dtype=np.float32)
     with tempfile.TemporaryDirectory(prefix="sanet-ovop-") as tmp:
         core.add_extension(str(build_extension(Path(tmp))))
-        files = {}
-        for name, sa in (("resnet50", False), ("sanet50 stock", True)):
-            torch.manual_seed(0)
-            folded = prepare(create_model("sanet50", use_sa=sa), True)
-            files[name] = export_onnx(folded, Path(tmp) / f"{sa}.onnx")
-        files["sanet50 custom op"] = export_with_op(folded, Path(tmp) / "op.onnx")
-        compiled = {
-            n: core.compile_model(core.read_model(str(f)), "CPU", config) for n, f in files.items()
+        files = export_all(Path(tmp))
+        models = {n: core.read_model(str(f)) for n, f in files.items()}
+        requests = {
+            n: core.compile_model(m, "CPU", config).create_infer_request()
+            for n, m in models.items()
         }
-        requests = {n: c.create_infer_request() for n, c in compiled.items()}
         logits = {n: np.array(r.infer({0: x})[0]) for n, r in requests.items()}
         parity = float(np.abs(logits["sanet50 custom op"] - logits["sanet50 stock"]).max())
-        times: dict[str, list[float]] = collections.defaultdict(list)
-        names = list(requests)
-        for _ in range(args.rounds):
-            random.shuffle(names)
-            for n in names:
-                times[n].append(
-                    1000
-                    * median(
-                        [timed(functools.partial(requests[n].infer, {0: x})) for _ in range(5)]
-                    )
-                )
-        counters = {}
-        for n, f in files.items():
-            profiled = core.compile_model(
-                core.read_model(str(f)), "CPU", {**config, "PERF_COUNT": True}
-            )
-            counters[n] = profile(profiled.create_infer_request(), x)
-    rows = []
-    for n in files:
-        ratio = median([a / b for a, b in zip(times[n], times["resnet50"], strict=True)])
-        top = ", ".join(f"{k} {v:.1f}" for k, v in list(counters[n].items())[:5])
-        rows.append([n, f"{median(times[n]):.1f}", f"{ratio:.3f}x", top])
-    print(markdown_table(["graph", "batch 1 ms", "vs ResNet-50", "plugin ms by node type"], rows))
+        times = interleaved_ms(requests, x, args.rounds)
+        profiled = {**config, "PERF_COUNT": True}
+        counters = {
+            n: profile(core.compile_model(m, "CPU", profiled).create_infer_request(), x)
+            for n, m in models.items()
+        }
+    print(report(times, counters))
     print(f"custom op vs stock folded, max |logit diff|: {parity:.2e}")
     payload = {"machine": machine(), "times_ms": times, "counters_ms": counters, "parity": parity}
     print(write_json("openvino_sa_op.json", payload))

@@ -64,6 +64,13 @@ def _kib(path: Path, field: str) -> int:
     return 0
 
 
+def rss_mb(pid: int) -> float:
+    """VmRSS of one process, in MiB (0 once it is gone)."""
+    with contextlib.suppress(OSError):
+        return _kib(PROC / str(pid) / "status", "VmRSS:") / 1024
+    return 0.0
+
+
 def memory(root: int) -> Memory:
     """Summed VmRSS and Pss of the tree under ``root``."""
     rss = pss = count = 0

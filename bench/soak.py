@@ -24,17 +24,11 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from bench.proctree import rss_mb
 from bench.server import setting, spawned
 from tests.support.servers import sanet_serve_command
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "coffee.jpg"
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _server_pid(url: str) -> int:
@@ -61,13 +55,13 @@ def _large_png(side: int, seed: int) -> bytes:
 def burst(url: str, pid: int, n: int, side: int) -> dict[str, float]:
     """RSS after load, peak during ``n`` concurrent large PNGs, and 10 s after."""
     bodies = [_large_png(side, i) for i in range(n)]
-    after_load = _rss_mb(pid)
+    after_load = rss_mb(pid)
     peak, done = after_load, threading.Event()
 
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, _rss_mb(pid))
+            peak = max(peak, rss_mb(pid))
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample)
@@ -77,7 +71,7 @@ def burst(url: str, pid: int, n: int, side: int) -> dict[str, float]:
     done.set()
     sampler.join()
     time.sleep(10)  # the target is stated at 10 s after the burst
-    after = _rss_mb(pid)
+    after = rss_mb(pid)
     print(f"burst: {n} x {side}x{side} PNG, statuses {sorted(set(statuses))}")
     print(f"RSS MB: after load {after_load:.0f}, peak {peak:.0f}, 10 s after {after:.0f}")
     print(f"after / after-load = {after / after_load:.2f} (target <= 1.25)")
@@ -97,7 +91,7 @@ def steady(url: str, pid: int, minutes: int, concurrency: int) -> None:
     for _ in range(minutes):
         latencies = _window(url, body, concurrency, 60)
         p99 = statistics.quantiles(latencies, n=100)[98] * 1000 if len(latencies) > 1 else 0.0
-        windows.append((p99, _rss_mb(pid)))
+        windows.append((p99, rss_mb(pid)))
         n, rss = len(latencies), windows[-1][1]
         print(f"window {len(windows)}: {n} ok, p99 {p99:.1f} ms, RSS {rss:.0f} MB")
     if len(windows) > 1:
