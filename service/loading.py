@@ -6,7 +6,6 @@ event loop, in the startup thread.
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import logging
 import time
@@ -19,6 +18,7 @@ import torch
 import model
 from model.export_cache import RANDOM_INIT_SEED
 from service.config import ModelSpec, Settings
+from service.memory import malloc_trim
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +156,4 @@ def release_free_memory() -> None:
     resident memory nobody uses. ``malloc_trim`` returns it (a no-op on other C libraries).
     """
     gc.collect()
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    libc.malloc_trim(0)
+    malloc_trim()
