@@ -16,7 +16,7 @@ LitServe decodes in its inference worker, one request after another: that is its
 
 The export is kept in ``--cache-dir`` (default ``<sanet-serve cache>/baseline``): a restart
 skips it. The port and host default to ``SANET_PORT`` / ``SANET_HOST``, which
-``tests.support.servers.Spawned`` sets.
+``testing.servers.Spawned`` sets.
 """
 
 # No ``from __future__ import annotations``: LitServe reads decode_request's annotation at

@@ -21,9 +21,9 @@ import httpx
 
 from bench import proctree
 from bench.server import setting, spawned_process
-from tests.support.ports import free_port
-from tests.support.servers import Spawned, sanet_serve_command
-from tests.support.waiting import poll
+from testing.ports import free_port
+from testing.servers import Spawned, sanet_serve_command
+from testing.waiting import poll
 
 log = logging.getLogger("bench.e2e")
 

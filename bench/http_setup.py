@@ -21,8 +21,8 @@ import uvicorn
 from service.app import create_app
 from service.config import ModelSpec, Settings
 from service.http_server import server_config
-from tests.support.images import image_bytes
-from tests.support.servers import InThread
+from testing.images import image_bytes
+from testing.servers import InThread
 
 SETTINGS = Settings(
     models=[ModelSpec("sanet_tiny")], backend="torchscript", device="cpu", max_batch_size=1

@@ -40,8 +40,8 @@ from bench import v2
 from bench.common import RESULTS
 from bench.plot import Tally
 from bench.server import parse_config, setting, spawned
-from tests.support.ports import free_port
-from tests.support.servers import sanet_serve_command
+from testing.ports import free_port
+from testing.servers import sanet_serve_command
 
 log = logging.getLogger("bench.load")
 

@@ -1,4 +1,4 @@
-"""Spawn sanet-serve for a benchmark: ``tests.support.servers`` starts it, waits, stops it.
+"""Spawn sanet-serve for a benchmark: ``testing.servers`` starts it, waits, stops it.
 
 The benchmark and the tests start the service one way, so a benchmark never measures a
 server that the tests would not recognise as ready.
@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.support import servers
+from testing import servers
 
 log = logging.getLogger("bench.server")
 

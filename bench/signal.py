@@ -30,7 +30,7 @@ from bench import plot as report
 from bench.common import RESULTS, machine, markdown_table, write_json
 from bench.load import Sender, closed_loop, encode_bodies, open_loop, run_async
 from bench.server import parse_config, spawned
-from tests.support.servers import sanet_serve_command
+from testing.servers import sanet_serve_command
 
 log = logging.getLogger("bench.signal")
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"

@@ -26,7 +26,7 @@ from PIL import Image
 
 from bench.proctree import rss_mb
 from bench.server import setting, spawned
-from tests.support.servers import sanet_serve_command
+from testing.servers import sanet_serve_command
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "coffee.jpg"
 

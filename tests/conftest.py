@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from service.config import Settings
-from tests.support.app import ARCH, BASE_SETTINGS, Running
-from tests.support.checkpoints import separating_tiny_checkpoint
+from testing.app import ARCH, BASE_SETTINGS, Running
+from testing.checkpoints import separating_tiny_checkpoint
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 

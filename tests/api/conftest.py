@@ -1,4 +1,4 @@
-"""Fixtures of the API tier: the real app over real HTTP (``tests.support.app.Running``).
+"""Fixtures of the API tier: the real app over real HTTP (``testing.app.Running``).
 
 The model is the tiny SA-ResNet from ``separating_tiny_checkpoint``, written once per session.
 """
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.app import Running
+from testing.app import Running
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.app import Running
-from tests.support.images import image_bytes
+from testing.app import Running
+from testing.images import image_bytes
 
 KEYS = "k-one,k-two"
 

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.support.app import Running
-from tests.support.images import image_bytes
+from testing.app import Running
+from testing.images import image_bytes
 
 
 def _probabilities(running: Running, data: bytes) -> list[float]:

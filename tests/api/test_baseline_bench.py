@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.app import ARCH
-from tests.support.ci import skip_or_fail
-from tests.support.paths import SAMPLES
+from testing.app import ARCH
+from testing.ci import skip_or_fail
+from testing.paths import SAMPLES
 
 PHOTOS = [SAMPLES / "coffee.jpg", SAMPLES / "chelsea.jpg"]
 JPEG = {"Content-Type": "image/jpeg"}

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from model.fused import load_fused_sa
-from tests.support.app import ARCH, Running
-from tests.support.images import image_bytes
-from tests.support.paths import SAMPLES
+from testing.app import ARCH, Running
+from testing.images import image_bytes
+from testing.paths import SAMPLES
 
 
 def _probs(answer: dict[str, Any]) -> list[float]:

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import torch
 
-from tests.support.app import Running
-from tests.support.images import image_bytes
+from testing.app import Running
+from testing.images import image_bytes
 
 N_IMAGES = 24
 

@@ -11,8 +11,8 @@ import time
 import pytest
 from PIL import Image
 
-from tests.support.app import Running
-from tests.support.images import image_bytes
+from testing.app import Running
+from testing.images import image_bytes
 
 JPEG = {"Content-Type": "image/jpeg"}
 

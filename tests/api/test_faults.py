@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from tests.support.app import ARCH
-from tests.support.images import image_bytes
+from testing.app import ARCH
+from testing.images import image_bytes
 
 JPEG = {"Content-Type": "image/jpeg"}
 

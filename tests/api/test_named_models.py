@@ -8,9 +8,9 @@ from typing import Any
 
 import torch
 
-from tests.support.app import ARCH
-from tests.support.checkpoints import random_net, write_authors_checkpoint
-from tests.support.images import image_bytes
+from testing.app import ARCH
+from testing.checkpoints import random_net, write_authors_checkpoint
+from testing.images import image_bytes
 
 JPEG = {"Content-Type": "image/jpeg"}
 

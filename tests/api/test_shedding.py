@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.app import ARCH, Gate, Running, gate
-from tests.support.images import image_bytes
-from tests.support.waiting import poll
+from testing.app import ARCH, Gate, Running, gate
+from testing.images import image_bytes
+from testing.waiting import poll
 
 JPEG = {"Content-Type": "image/jpeg"}
 PATIENT = {"X-Request-Timeout-Ms": "60000"}

@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.support.app import ARCH, Running, gate
-from tests.support.ci import skip_or_fail
-from tests.support.ports import free_port
-from tests.support.v2 import classify_vector, photos, preprocessed, top_strings
-from tests.support.waiting import poll
+from testing.app import ARCH, Running, gate
+from testing.ci import skip_or_fail
+from testing.ports import free_port
+from testing.v2 import classify_vector, photos, preprocessed, top_strings
+from testing.waiting import poll
 
 try:
     import tritonclient.grpc as grpcclient

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from model.postprocess import labels_for
-from tests.support.app import ARCH, Running
-from tests.support.ci import skip_or_fail
-from tests.support.v2 import classify_vector, photos, preprocessed, top_strings
+from testing.app import ARCH, Running
+from testing.ci import skip_or_fail
+from testing.v2 import classify_vector, photos, preprocessed, top_strings
 
 try:
     import tritonclient.http as httpclient

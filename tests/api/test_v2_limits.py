@@ -11,10 +11,10 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.support.app import ARCH, gate
-from tests.support.ci import skip_or_fail
-from tests.support.ports import free_port
-from tests.support.v2 import photos
+from testing.app import ARCH, gate
+from testing.ci import skip_or_fail
+from testing.ports import free_port
+from testing.v2 import photos
 
 try:
     import tritonclient.grpc as grpcclient

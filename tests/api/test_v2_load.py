@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import load
-from tests.support.app import ARCH
-from tests.support.paths import SAMPLES
-from tests.support.ports import free_port
+from testing.app import ARCH
+from testing.paths import SAMPLES
+from testing.ports import free_port
 
 
 def test_v2_http_and_grpc_modes(serve: Callable[..., Any], tmp_path: Path) -> None:

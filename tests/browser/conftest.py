@@ -1,4 +1,4 @@
-"""The browser tier: the real app (tests.support.app.Running) opened in headless Chromium."""
+"""The browser tier: the real app (testing.app.Running) opened in headless Chromium."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from service.config import Settings
-from tests.support.app import ARCH, BASE_SETTINGS, Running
-from tests.support.browser import chromium
-from tests.support.checkpoints import separating_tiny_checkpoint
+from testing.app import ARCH, BASE_SETTINGS, Running
+from testing.browser import chromium
+from testing.checkpoints import separating_tiny_checkpoint
 
 
 @pytest.fixture(scope="session")

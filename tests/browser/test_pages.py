@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.support.app import ARCH, Running
-from tests.support.browser import foreign, requested_urls
-from tests.support.paths import SAMPLES
-from tests.support.waiting import poll
+from testing.app import ARCH, Running
+from testing.browser import foreign, requested_urls
+from testing.paths import SAMPLES
+from testing.waiting import poll
 
 
 def _texts(driver: Any, css: str) -> list[str]:

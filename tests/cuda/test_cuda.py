@@ -10,7 +10,7 @@ import torch
 
 from model import compile_model
 from model.cuda import CudaRunner
-from tests.support.checkpoints import random_net
+from testing.checkpoints import random_net
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

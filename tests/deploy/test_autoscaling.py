@@ -4,7 +4,7 @@ Two ``sanet-serve`` replicas (SANet-50, one inference thread each) run behind a 
 client; a real Prometheus with the project's config scrapes both every second. A closed-loop
 load walks idle -> overload -> steady -> idle. Every tick (the HPA's sync period) evaluates
 the prometheus-adapter rule's query, averages it over the replicas in service and applies the
-HPA algorithm with the behaviour of ``deploy/k8s/base/hpa.yaml`` (tests.support.hpa); the
+HPA algorithm with the behaviour of ``deploy/k8s/base/hpa.yaml`` (testing.hpa); the
 decided number of replicas is put in service. Production durations are scaled by
 ``TIME_SCALE`` (the 1 m rate window is 4 s, the 300 s scale-down window 20 s).
 
@@ -37,14 +37,14 @@ import pytest
 import yaml
 
 from bench.plot import plot_scaling
-from tests.support import prometheus as prom_server
-from tests.support.hpa import Autoscaler
-from tests.support.paths import K8S_DIR, PROM_DIR, SAMPLES
-from tests.support.prometheus import PromClient, adapter_query
-from tests.support.scaling import Phase, Ramp, Step, run_scenario
-from tests.support.servers import Spawned, sanet_serve_command
-from tests.support.tools import require_tool
-from tests.support.waiting import poll
+from testing import prometheus as prom_server
+from testing.hpa import Autoscaler
+from testing.paths import K8S_DIR, PROM_DIR, SAMPLES
+from testing.prometheus import PromClient, adapter_query
+from testing.scaling import Phase, Ramp, Step, run_scenario
+from testing.servers import Spawned, sanet_serve_command
+from testing.tools import require_tool
+from testing.waiting import poll
 
 TIME_SCALE = 1 / 15
 WINDOW_S = 60 * TIME_SCALE  # the adapter's [1m]

@@ -5,8 +5,8 @@ import subprocess
 import pytest
 import yaml
 
-from tests.support.paths import REPO
-from tests.support.tools import require_tool, run_tool
+from testing.paths import REPO
+from testing.tools import require_tool, run_tool
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tests.support.paths import DEPLOY, REPO
-from tests.support.tools import require_tool, run_tool
+from testing.paths import DEPLOY, REPO
+from testing.tools import require_tool, run_tool
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 HEALTHCHECK = DEPLOY / "docker" / "healthcheck.py"

@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.support.paths import GRAFANA_DIR
+from testing.paths import GRAFANA_DIR
 
 DASHBOARD = GRAFANA_DIR / "dashboards" / "sanet.json"
 SCHEMA = GRAFANA_DIR / "schema" / "dashboard.schema.json"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.paths import K8S_DIR, PROM_DIR
-from tests.support.tools import require_tool, run_tool
+from testing.paths import K8S_DIR, PROM_DIR
+from testing.tools import require_tool, run_tool
 
 OVERLAYS = ("cpu", "gpu")
 CRD_GROUPS = ("monitoring.coreos.com/",)

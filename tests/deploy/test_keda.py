@@ -13,9 +13,9 @@ import re
 import pytest
 import yaml
 
-from tests.support.ci import skip_or_fail
-from tests.support.paths import K8S_DIR
-from tests.support.tools import require_tool, run_tool
+from testing.ci import skip_or_fail
+from testing.paths import K8S_DIR
+from testing.tools import require_tool, run_tool
 
 OVERLAY = K8S_DIR / "overlays" / "keda"
 

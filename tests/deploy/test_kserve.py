@@ -12,8 +12,8 @@ import yaml
 
 from service.app import create_app
 from service.config import Settings
-from tests.support.paths import K8S_DIR
-from tests.support.tools import require_tool, run_tool
+from testing.paths import K8S_DIR
+from testing.tools import require_tool, run_tool
 
 #: fields of a predictor that KServe adds to a PodSpec
 PREDICTOR_ONLY = {

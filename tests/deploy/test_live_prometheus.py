@@ -16,12 +16,12 @@ import httpx
 import pytest
 import yaml
 
-from tests.support import prometheus as prometheus_server
-from tests.support.paths import GRAFANA_DIR, K8S_DIR, PROM_DIR, SAMPLES
-from tests.support.prometheus import PromClient, adapter_query
-from tests.support.servers import Spawned, sanet_serve_command
-from tests.support.tools import require_tool
-from tests.support.waiting import poll
+from testing import prometheus as prometheus_server
+from testing.paths import GRAFANA_DIR, K8S_DIR, PROM_DIR, SAMPLES
+from testing.prometheus import PromClient, adapter_query
+from testing.servers import Spawned, sanet_serve_command
+from testing.tools import require_tool
+from testing.waiting import poll
 
 PHOTOS = sorted(SAMPLES.glob("*.jpg"))
 DATA_TIMEOUT_S = 60

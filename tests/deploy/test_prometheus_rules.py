@@ -2,8 +2,8 @@
 
 import yaml
 
-from tests.support.paths import PROM_DIR
-from tests.support.tools import require_tool, run_tool
+from testing.paths import PROM_DIR
+from testing.tools import require_tool, run_tool
 
 RULE_FILES = sorted((PROM_DIR / "rules").glob("*.yml"))
 ALERT_TESTS = PROM_DIR / "tests" / "alerts_test.yml"

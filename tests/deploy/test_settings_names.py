@@ -3,7 +3,7 @@
 import re
 
 from service.config import Settings
-from tests.support.paths import DEPLOY, REPO
+from testing.paths import DEPLOY, REPO
 
 FILES = [
     REPO / "Dockerfile",

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import rawhttp
-from tests.support.images import image_bytes
-from tests.support.servers import Spawned, sanet_serve_command
-from tests.support.waiting import poll
+from testing import rawhttp
+from testing.images import image_bytes
+from testing.servers import Spawned, sanet_serve_command
+from testing.waiting import poll
 
 CLIENTS = 16
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from service import cli
 from service.config import Settings
-from tests.support.images import image_bytes
+from testing.images import image_bytes
 
 
 def _encoded(fmt: str) -> bytes:

@@ -13,8 +13,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from tests.support.servers import Spawned, sanet_serve_command
-from tests.support.waiting import poll
+from testing.servers import Spawned, sanet_serve_command
+from testing.waiting import poll
 
 SIDE, BURST = 5000, 4
 

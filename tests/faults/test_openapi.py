@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.support.ci import skip_or_fail
+from testing.ci import skip_or_fail
 
 CHECKS = (
     "not_a_server_error,status_code_conformance,content_type_conformance,"

@@ -8,10 +8,10 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from tests.support import rawhttp
-from tests.support.app import ARCH
-from tests.support.images import image_bytes
-from tests.support.waiting import poll
+from testing import rawhttp
+from testing.app import ARCH
+from testing.images import image_bytes
+from testing.waiting import poll
 
 MiB = 2**20
 

@@ -1,4 +1,4 @@
-"""Fixtures of the lifecycle tier: real ``sanet-serve`` processes (``tests.support.servers``)."""
+"""Fixtures of the lifecycle tier: real ``sanet-serve`` processes (``testing.servers``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import Spawned, sanet_serve_command
+from testing.servers import Spawned, sanet_serve_command
 
 
 @pytest.fixture

@@ -12,13 +12,13 @@ from typing import Any
 import httpx
 import numpy as np
 
-from tests.support.checkpoints import separating_tiny_checkpoint
-from tests.support.ci import skip_or_fail
-from tests.support.images import image_bytes
-from tests.support.metrics import read_metric
-from tests.support.ports import free_port
-from tests.support.servers import Spawned
-from tests.support.waiting import poll
+from testing.checkpoints import separating_tiny_checkpoint
+from testing.ci import skip_or_fail
+from testing.images import image_bytes
+from testing.metrics import read_metric
+from testing.ports import free_port
+from testing.servers import Spawned
+from testing.waiting import poll
 
 FAST = ("--backend", "torchscript", "--device", "cpu")
 Launch = Callable[..., Spawned]

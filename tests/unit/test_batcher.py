@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import pytest
 
 from service.errors import ClientClosed, DeadlineExceeded, QueueFull
-from tests.support.batching import MODEL, FakeModel, make, occupied, soon, submit
-from tests.support.waiting import poll
+from testing.batching import MODEL, FakeModel, make, occupied, soon, submit
+from testing.waiting import poll
 
 
 def test_idle_worker_dispatches_at_once() -> None:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from service.errors import Draining, InferenceFailed, OutputMismatch, Unavailable
-from tests.support.batching import MODEL, FakeModel, make, occupied, soon, submit
-from tests.support.waiting import poll
+from testing.batching import MODEL, FakeModel, make, occupied, soon, submit
+from testing.waiting import poll
 
 
 def test_exception_fails_the_whole_batch_and_the_worker_keeps_serving() -> None:

@@ -4,7 +4,7 @@ counter never goes down (a decrease would read as a counter reset in Prometheus)
 from prometheus_client import CollectorRegistry
 
 from service.metrics import BusyTime
-from tests.support.waiting import poll
+from testing.waiting import poll
 
 
 def busy(registry: CollectorRegistry) -> float:

@@ -19,7 +19,7 @@ from model import (
     arch_of,
     load_checkpoint,
 )
-from tests.support.checkpoints import random_authors_checkpoint, random_net
+from testing.checkpoints import random_authors_checkpoint, random_net
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 from model import IMAGENET_CLASSES, preprocess
-from tests.support.checkpoints import random_authors_checkpoint
-from tests.support.paths import REPO, SAMPLES
+from testing.checkpoints import random_authors_checkpoint
+from testing.paths import REPO, SAMPLES
 
 COFFEE = SAMPLES / "coffee.jpg"
 

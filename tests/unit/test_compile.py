@@ -9,8 +9,8 @@ from model import compile_model, fold_model
 from model.errors import UnknownModelError
 from model.folding import FoldedSANet
 from model.fused import load_fused_sa
-from tests.support.checkpoints import random_net
-from tests.support.ci import skip_or_fail
+from testing.checkpoints import random_net
+from testing.ci import skip_or_fail
 
 ATOL = 1e-4
 

@@ -1,6 +1,6 @@
-"""The replayed HPA algorithm (tests.support.hpa) against the documented examples."""
+"""The replayed HPA algorithm (testing.hpa) against the documented examples."""
 
-from tests.support.hpa import Autoscaler, Policy, Rules
+from testing.hpa import Autoscaler, Policy, Rules
 
 UP = Rules(0, (Policy("Pods", 2, 60),))
 DOWN = Rules(300, (Policy("Pods", 1, 120),))

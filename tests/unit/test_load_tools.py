@@ -16,9 +16,9 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from bench import load, plot
-from tests.support.paths import REPO
-from tests.support.ports import free_port
-from tests.support.standin import StandIn, serving
+from testing.paths import REPO
+from testing.ports import free_port
+from testing.standin import StandIn, serving
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 
@@ -169,7 +169,7 @@ def test_only_local_targets_without_allow_remote() -> None:
 
 
 def test_spawn_runs_each_config_then_stops_the_server(tmp_path: Path) -> None:
-    cmd = f"{sys.executable} -m tests.support.standin"
+    cmd = f"{sys.executable} -m testing.standin"
     out, png = tmp_path / "spawn.json", tmp_path / "spawn.png"
     argv = [
         "--server-cmd",
@@ -206,7 +206,7 @@ def test_spawn_reports_a_server_that_dies_and_stops_one_that_runs() -> None:
     with pytest.raises(RuntimeError, match="boom: no model"), load.spawned(dying, {}, 10):
         pass
     env = {"PYTHONPATH": str(REPO)}
-    with load.spawned([sys.executable, "-m", "tests.support.standin"], env, 20) as base:
+    with load.spawned([sys.executable, "-m", "testing.standin"], env, 20) as base:
         assert httpx.get(f"{base}/readyz").status_code == 200
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{base}/readyz")

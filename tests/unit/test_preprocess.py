@@ -13,7 +13,7 @@ from PIL import Image
 
 from model import ImageDecodeError, ImageTooLargeError, preprocess
 from model.preprocess import MEAN, STD, resize_crop, to_tensor
-from tests.support.paths import SAMPLES
+from testing.paths import SAMPLES
 
 COFFEE = (SAMPLES / "coffee.jpg").read_bytes()
 

@@ -15,8 +15,8 @@ import torch
 from service.app import create_app
 from service.config import Settings
 from service.http_server import server_config
-from tests.support.metrics import read_metric
-from tests.support.servers import InThread
+from testing.metrics import read_metric
+from testing.servers import InThread
 
 if TYPE_CHECKING:
     from service.lifecycle import Lifecycle

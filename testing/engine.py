@@ -14,9 +14,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.support.ci import skip_or_fail
-from tests.support.paths import REPO
-from tests.support.tools import require_tool
+from testing.ci import skip_or_fail
+from testing.paths import REPO
+from testing.tools import require_tool
 
 WHEELS = REPO / "deploy" / "wheels"
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import yaml
 
-from tests.support.paths import PROM_DIR
-from tests.support.ports import free_port
-from tests.support.servers import Spawned
+from testing.paths import PROM_DIR
+from testing.ports import free_port
+from testing.servers import Spawned
 
 
 class PromClient:

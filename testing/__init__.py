@@ -1,6 +1,6 @@
 """What every test tier and ``bench/`` share: one way to do each chore of a test.
 
-Import the module you need (``from tests.support.servers import Spawned``); this package
+Import the module you need (``from testing.servers import Spawned``); this package
 imports nothing itself, so a spawned stand-in or a benchmark does not pay for torch or the
 web app it does not use.
 

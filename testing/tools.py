@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.ci import skip_or_fail
-from tests.support.paths import REPO
+from testing.ci import skip_or_fail
+from testing.paths import REPO
 
 
 def require_tool(name: str) -> str:

@@ -6,8 +6,8 @@ import httpx
 import numpy as np
 
 import model
-from tests.support.images import image_bytes
-from tests.support.paths import SAMPLES
+from testing.images import image_bytes
+from testing.paths import SAMPLES
 
 
 def classify_vector(client: httpx.Client, blob: bytes) -> np.ndarray:

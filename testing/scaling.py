@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from tests.support.hpa import Autoscaler, Decision
+from testing.hpa import Autoscaler, Decision
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import uvicorn
 
-from tests.support.ports import free_port
-from tests.support.waiting import poll
+from testing.ports import free_port
+from testing.waiting import poll
 
 
 def sanet_serve_command(module: bool = False) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
 DEPLOY = REPO / "deploy"
 PROM_DIR = DEPLOY / "prometheus"

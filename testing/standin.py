@@ -4,7 +4,7 @@ The unit under test is the generator, so this small FastAPI app only speaks the 
 contract: it parses every body (raw JPEG, multipart ``file`` parts, base64 JSON), answers 400
 to a malformed one, 503 to every ``fail_every``-th request, and exports a ``sanet_batch_size``
 histogram (one observation per successful request). Run as a module
-(``python -m tests.support.standin``) it serves on ``SANET_HOST``/``SANET_PORT``, which is
+(``python -m testing.standin``) it serves on ``SANET_HOST``/``SANET_PORT``, which is
 how the ``--spawn`` path is tested.
 """
 
@@ -23,7 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from tests.support.servers import InThread
+from testing.servers import InThread
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 

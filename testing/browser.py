@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from tests.support.ci import skip_or_fail
-from tests.support.tools import require_tool
+from testing.ci import skip_or_fail
+from testing.tools import require_tool
 
 FLAGS = (
     "--headless=new",
