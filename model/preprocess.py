@@ -1,8 +1,15 @@
 """Image bytes -> normalised (3, 224, 224) tensor, the SA-Net evaluation transform.
 
-Resize the shorter side to 256 (bilinear, antialiased), center-crop 224, scale to [0, 1],
-normalise with the ImageNet mean/std. Pillow releases the GIL while decoding and
-resampling, so a thread pool runs this in parallel.
+Two steps, so that they can run in different processes:
+
+- :func:`crop`: decode, resize the shorter side to 256 (bilinear, antialiased), center-crop
+  224: a uint8 (224, 224, 3) RGB array, written into a caller's buffer when given (the
+  service's front ends write it straight into a shared-memory slot);
+- :func:`normalize`: a uint8 (B, 224, 224, 3) batch -> float32 (B, 3, 224, 224), scaled to
+  [0, 1] and ImageNet-normalised (the engine does this on the batch, on its device).
+
+:func:`preprocess` is both for one image. Pillow releases the GIL while decoding and
+resampling.
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ DEFAULT_MAX_PIXELS = 50_000_000
 
 _SCALE = np.array([1.0 / (255.0 * s) for s in STD], dtype=np.float32)  # per channel (HWC)
 _SHIFT = np.array([m / s for m, s in zip(MEAN, STD, strict=True)], dtype=np.float32)
-_LEVELS = np.arange(256, dtype=np.float32)[None, :] * _SCALE[:, None] - _SHIFT[:, None]
+#: the normalised value of each 8-bit level, per channel (3, 256): what normalize computes
+LEVELS = np.arange(256, dtype=np.float32)[None, :] * _SCALE[:, None] - _SHIFT[:, None]
 _DECODE_ERRORS = (
     OSError,
     SyntaxError,
@@ -63,13 +71,6 @@ PixelGate = Callable[[int], AbstractContextManager[object]]
 
 def _no_gate(_pixels: int) -> AbstractContextManager[object]:
     return contextlib.nullcontext()
-
-
-def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decode ``data`` after checking the header's pixel count against ``max_pixels``."""
-    img = _open_header(data, max_pixels)
-    _load(img)
-    return img
 
 
 def _open_header(data: bytes, max_pixels: int) -> Image.Image:
@@ -150,17 +151,60 @@ def resize_crop(img: Image.Image, resize: int = RESIZE, crop: int = CROP) -> Ima
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
-    """RGB image -> float32 (3, H, W), scaled to [0, 1] and ImageNet-normalised.
+    """RGB image -> float32 (3, H, W), scaled to [0, 1] and ImageNet-normalised."""
+    hwc = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy())
+    return normalize(hwc.unsqueeze(0))[0]
 
-    A per-channel table of the 256 normalised values, indexed by the pixels: the same
-    float32 arithmetic as scaling each pixel, done once per level, and the gather writes
-    the channel-first layout directly. In numpy on purpose: torch would run this as an
-    OpenMP-parallel op in the calling (preprocessing) thread, and every such thread's
-    OpenMP team slows the inference thread's parallel regions (measured: 66 ms instead of
-    43 ms per SANet-50 image).
+
+def normalize(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, H, W, 3) RGB -> float32 (B, 3, H, W), ``(x / 255 - mean) / std``.
+
+    Computed as ``x * (1 / (255 std)) - mean / std`` in float32, one multiply then one
+    subtract per element (no fused multiply-add), on ``batch``'s device: the same values, bit
+    for bit, as the per-level table ``LEVELS`` (tests/unit/test_preprocess.py pins it).
     """
-    hwc = np.asarray(img, dtype=np.uint8)
-    return torch.from_numpy(np.stack([_LEVELS[c][hwc[..., c]] for c in range(3)]))
+    if batch.dtype != torch.uint8 or batch.dim() != 4 or batch.shape[-1] != 3:
+        raise ValueError(
+            f"expected a uint8 (B, H, W, 3) batch, got {batch.dtype} {tuple(batch.shape)}"
+        )
+    scale = torch.from_numpy(_SCALE).to(batch.device).view(1, 3, 1, 1)
+    shift = torch.from_numpy(_SHIFT).to(batch.device).view(1, 3, 1, 1)
+    out = batch.permute(0, 3, 1, 2).to(torch.float32, memory_format=torch.contiguous_format)
+    return out.mul_(scale).sub_(shift)
+
+
+def crop(
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    gate: PixelGate = _no_gate,
+    jpeg_draft: bool = False,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Decode ``data`` and resize/crop it: a uint8 (224, 224, 3) RGB array (``out`` if given).
+
+    ``gate(pixels)`` is entered once the header is read, before the pixels are decoded.
+    ``jpeg_draft`` (opt-in, ``SANET_JPEG_DRAFT``) lets the JPEG decoder scale by 1/2, 1/4
+    or 1/8 in the DCT while staying at least the resize's size: a 4032 x 3024 photo decodes
+    5-8x faster, but the pixels are no longer the eval transform's (docs/performance.md).
+    """
+    img = _open_header(data, max_pixels)
+    if jpeg_draft and img.format == "JPEG":
+        img.draft(None, resized_size(*img.size))
+    with gate(img.size[0] * img.size[1]):
+        _load(img)
+        try:
+            pixels = np.asarray(resize_crop(to_rgb(img)), dtype=np.uint8)
+        except _DECODE_ERRORS as exc:
+            raise ImageDecodeError(
+                f"cannot convert {img.format} image: {type(exc).__name__}"
+            ) from None
+        finally:
+            img.close()
+    if out is None:
+        return pixels.copy()
+    out[...] = pixels
+    return out
 
 
 def preprocess(
@@ -170,24 +214,6 @@ def preprocess(
     gate: PixelGate = _no_gate,
     jpeg_draft: bool = False,
 ) -> torch.Tensor:
-    """Decode ``data`` and apply the evaluation transform: a (3, 224, 224) float32 tensor.
-
-    ``gate(pixels)`` is entered once the header is read, before the pixels are decoded.
-    ``jpeg_draft`` (opt-in, ``SANET_JPEG_DRAFT``) lets the JPEG decoder scale by 1/2, 1/4
-    or 1/8 in the DCT while staying at least the resize's size: a 4032 x 3024 photo decodes
-    5-8x faster, but the pixels are no longer the eval transform's (README "Performance").
-    """
-    img = _open_header(data, max_pixels)
-    if jpeg_draft and img.format == "JPEG":
-        img.draft(None, resized_size(*img.size))
-    with gate(img.size[0] * img.size[1]):
-        _load(img)
-        try:
-            rgb = to_rgb(img)
-            return to_tensor(resize_crop(rgb))
-        except _DECODE_ERRORS as exc:
-            raise ImageDecodeError(
-                f"cannot convert {img.format} image: {type(exc).__name__}"
-            ) from None
-        finally:
-            img.close()
+    """:func:`crop` then :func:`normalize`: one image as a float32 (3, 224, 224) tensor."""
+    pixels = crop(data, max_pixels=max_pixels, gate=gate, jpeg_draft=jpeg_draft)
+    return normalize(torch.from_numpy(pixels).unsqueeze(0))[0]

@@ -186,3 +186,22 @@ def test_jpeg_draft_decodes_fewer_pixels_but_never_below_the_resize() -> None:
         seen.clear()
         preprocess(png, jpeg_draft=True)  # not a JPEG: decoded at full size
         assert max(seen) == small
+
+
+def test_normalize_matches_the_level_table_bit_for_bit() -> None:
+    from model.preprocess import LEVELS, normalize
+
+    levels = torch.arange(256, dtype=torch.uint8).view(1, 16, 16, 1).expand(2, 16, 16, 3)
+    out = normalize(levels.contiguous())
+    assert out.shape == (2, 3, 16, 16) and out.dtype == torch.float32
+    for c in range(3):
+        assert torch.equal(out[1, c].flatten(), torch.from_numpy(LEVELS[c]))
+
+
+def test_crop_writes_into_the_callers_buffer() -> None:
+    from model.preprocess import crop, normalize
+
+    slot = np.zeros((224, 224, 3), dtype=np.uint8)
+    got = crop(COFFEE, out=slot)
+    assert got is slot and slot.any()
+    assert torch.equal(normalize(torch.from_numpy(slot)[None])[0], preprocess(COFFEE))
