@@ -16,6 +16,7 @@ import contextlib
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -54,8 +55,17 @@ class _Link:
 class Engine:
     """The engine process's state: models, batcher, front-end links."""
 
-    def __init__(self, settings: Settings, ring: SlotRing, socket_path: Path) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        ring: SlotRing,
+        socket_path: Path,
+        model_factory: Callable[..., EngineModel] = EngineModel,
+    ) -> None:
+        """``model_factory(spec, settings, ring, metrics)`` makes each served model."""
         self.settings, self.ring, self.socket_path = settings, ring, socket_path
+        self.model_factory = model_factory
+        self.exit_code = 0
         self.metrics = Metrics()
         self.batcher = Batcher(
             "sanet-infer",
@@ -91,7 +101,7 @@ class Engine:
             await asyncio.to_thread(self.batcher.stop, self.settings.drain_timeout_s)
             ticker.cancel()
             self.metrics.busy.flush()
-            return 0
+            return self.exit_code
         finally:
             server.close()
             for link in list(self.links.values()):
@@ -100,7 +110,7 @@ class Engine:
     async def _load(self) -> bool:
         try:
             for spec in self.settings.models:
-                served = EngineModel(spec, self.settings, self.ring, self.metrics)
+                served = self.model_factory(spec, self.settings, self.ring, self.metrics)
                 await _in_daemon_thread(served.load)
                 self.models[served.name] = served
                 self.batcher.add_model(served.name, served.run_batch)
@@ -131,6 +141,7 @@ class Engine:
                 self.metrics.set_queue(name, self.batcher.depth(name), self.ring.n)
             if not self.batcher.alive:
                 log.critical("the inference worker died; the engine exits")
+                self.exit_code = 1
                 self._stop.set()
                 return
             await asyncio.sleep(TICK_S)

@@ -125,6 +125,12 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.open_connections = Gauge(
+            "sanet_open_connections",
+            "HTTP connections open (all front ends).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.rejected = Counter(
             "sanet_rejected_total", "Requests shed, by reason.", ["model", "reason"], registry=r
         )

@@ -12,7 +12,7 @@ import os
 import signal
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +109,5 @@ class EngineHold:
     def release(self) -> None:
         if self.held:
             self.held = False
-            try:
+            with suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass

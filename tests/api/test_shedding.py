@@ -79,16 +79,19 @@ def test_deadline_passed_in_queue_is_504_and_never_computed(held: Running) -> No
 def test_timeout_header_outlives_a_short_default(serve: Callable[..., Any]) -> None:
     """Same wait: the request without the header expires at the 300 ms default, the one
     whose header allows 60 s is still waiting, and is served once the engine runs again."""
-    with serve(timeout_ms=300, max_batch_size=2) as running, ThreadPoolExecutor(4) as pool:
-        with running.engine_held() as hold:
-            patient = pool.submit(_post, running.url, PATIENT)
-            running.wait_slots(1)
-            r = _post(running.url)
-            assert r.status_code == 504, r.text
-            assert r.json()["error"]["code"] == "deadline_exceeded"
-            assert not patient.done()
-            hold.release()
-            assert patient.result().status_code == 200
+    with (
+        serve(timeout_ms=300, max_batch_size=2) as running,
+        ThreadPoolExecutor(4) as pool,
+        running.engine_held() as hold,
+    ):
+        patient = pool.submit(_post, running.url, PATIENT)
+        running.wait_slots(1)
+        r = _post(running.url)
+        assert r.status_code == 504, r.text
+        assert r.json()["error"]["code"] == "deadline_exceeded"
+        assert not patient.done()
+        hold.release()
+        assert patient.result().status_code == 200
 
 
 def test_disconnected_client_is_dropped_before_the_model(held: Running) -> None:
