@@ -116,9 +116,11 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="Inference device; auto takes cuda when available."
     )
-    backend: Literal["auto", "eager", "torchscript", "onnxruntime", "openvino"] = Field(
+    backend: Literal["auto", "eager", "torchscript", "onnxruntime", "openvino", "null"] = Field(
         default="auto",
-        description="Compile backend; auto measures the engines on this machine (cpu) once.",
+        description="Compile backend; auto measures the engines on this machine (cpu) once. "
+        "null (benchmarks only) runs no network: every image gets the same uniform vector, so "
+        "a benchmark measures HTTP, decode, crop and the hand-off alone.",
     )
     precision: Literal["fp32", "fp16", "bf16", "int8"] = Field(
         default="fp32",

@@ -44,8 +44,10 @@ class EngineLink:
         try:
             while (message := await wire.read(reader)) is not None:
                 self._dispatch(message)
-        finally:
-            self._lose()
+        except asyncio.CancelledError:  # this front end is stopping
+            self._writer.close()
+            raise
+        self._lose()
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         while True:

@@ -58,6 +58,8 @@ class Loaded:
 
 def load(spec: ModelSpec, settings: Settings) -> Loaded:
     """Build the network and compile it (``warm_up`` runs it before readiness)."""
+    if settings.backend == "null":
+        return _null(spec)
     t0 = time.perf_counter()
     net, weights = _build(spec)
     compiled, report = model.build_engine(
@@ -96,6 +98,19 @@ def load(spec: ModelSpec, settings: Settings) -> Loaded:
         time.perf_counter() - t0,
     )
     return loaded
+
+
+NULL_CLASSES = 1000
+
+
+def _null(spec: ModelSpec) -> Loaded:
+    """The benchmark-only engine: no network, equal logits for every image."""
+    log.warning("model %s: backend null, NO NETWORK RUNS (benchmarks only)", spec.name)
+
+    def engine(batch: torch.Tensor) -> torch.Tensor:
+        return torch.zeros((batch.shape[0], NULL_CLASSES))
+
+    return Loaded(engine, spec.arch, 0, NULL_CLASSES, Weights("none"), "null", "cpu", "fp32", False)
 
 
 def _build(spec: ModelSpec) -> tuple[torch.nn.Module, Weights]:
