@@ -98,6 +98,7 @@ class ServedModel:
         """The request's encoded images: its body read (bounded), then split by media type."""
         ctype, params = bodies.media_type(request)
         s, life = self.settings, self.life
+        job.check_deadline()
         body = await bodies.read_body(request, s.max_body_bytes, job.deadline, life.stopping)
         return await asyncio.get_running_loop().run_in_executor(
             life.pool, bodies.split_images, ctype, params, body, s.max_images_per_request
@@ -132,7 +133,7 @@ class Job:
         self.served.life.ring.free(self.slots)
         self.slots = []
 
-    def _check_deadline(self) -> None:
+    def check_deadline(self) -> None:
         if time.monotonic() >= self.deadline:
             raise errors.DeadlineExceeded()
 
@@ -141,7 +142,7 @@ class Job:
     ) -> Classification:
         """Decode each image into a slot, have the engine classify them; answered in order."""
         self.grow(len(images))
-        self._check_deadline()
+        self.check_deadline()
         life = self.served.life
         loop = asyncio.get_running_loop()
         t0 = time.monotonic()
@@ -188,7 +189,7 @@ class Job:
     async def _run(
         self, images: list[tuple[int, ...]], k: int, disconnect: Disconnect | None
     ) -> Classification:
-        self._check_deadline()
+        self.check_deadline()
         link = self.served.life.link
         self.rid, fut = link.submit(self.served.name, images, self.deadline)
         answer = await self._wait(fut, disconnect)

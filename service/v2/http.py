@@ -110,6 +110,7 @@ async def infer(
     served = life.model(name)
     budget = (timeout_ms or settings.timeout_ms) / 1000
     with served.admit(start + budget, start) as job:
+        job.check_deadline()
         body = await bodies.read_body(request, settings.max_body_bytes, job.deadline, life.stopping)
         req = parse_infer(name, body, request.headers.get(HEADER_LENGTH))
         del body

@@ -58,7 +58,8 @@ def test_counts_after_known_traffic(serve: Callable[..., Any]) -> None:
         )
         assert m("sanet_request_duration_seconds_count", model=ARCH) == 6
         assert m("sanet_queue_wait_seconds_count", model=ARCH) == 4
-        assert m("sanet_preprocess_seconds_count") == 8 + 1 + 1  # + junk + the late one
+        # + junk, + the late one unless its 1 ms ran out before its decode
+        assert 8 + 1 <= m("sanet_preprocess_seconds_count") <= 8 + 2
         assert m("sanet_rejected_total", model=ARCH, reason="deadline") == 1
         assert m("sanet_rejected_total", model=ARCH, reason="queue_full") == 0
         assert m("sanet_queue_depth", model=ARCH) == 0
@@ -82,7 +83,9 @@ def test_counts_after_known_traffic(serve: Callable[..., Any]) -> None:
 
         text = c.get("/metrics").text
         families = set(re.findall(r"^# TYPE (sanet_\w+) ", text, re.M))
-        assert families == {n.removesuffix("_total") for n in METRIC_NAMES}
+        assert {f.removesuffix("_total") for f in families} == {
+            n.removesuffix("_total") for n in METRIC_NAMES
+        }
         for name in METRIC_NAMES:
             assert re.search(rf"^{name}(_bucket|_count|_sum)?[{{ ]", text, re.M), name
         assert "process_cpu_seconds_total" in text
