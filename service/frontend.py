@@ -13,6 +13,7 @@ import asyncio
 import logging
 import signal
 import socket
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -21,12 +22,14 @@ import uvicorn
 
 from service.app import create_app
 from service.config import Settings
-from service.http_server import server_config
+from service.http_server import GuardedHttpToolsProtocol, server_config
 from service.lifecycle import Lifecycle
 from service.process import set_process_name
 from service.slots import SlotRing
 
 log = logging.getLogger(__name__)
+#: a draining front end exits once no connection has been active for this long
+QUIET_S = 0.3
 
 
 class DrainingServer(uvicorn.Server):
@@ -56,8 +59,28 @@ class DrainingServer(uvicorn.Server):
             self._drain = asyncio.create_task(self._drain_then_exit())
 
     async def _drain_then_exit(self) -> None:
-        await self.lifecycle.drain(self.lifecycle.settings.drain_timeout_s)
+        started = time.monotonic()
+        timeout = self.lifecycle.settings.drain_timeout_s
+        await self.lifecycle.drain(timeout)
+        await self._until_quiet(started + timeout)
         self.should_exit = True
+
+    async def _until_quiet(self, deadline: float) -> None:
+        """Keep answering (503, ``Connection: close``) until no connection has been active
+        for ``QUIET_S``: a connection that has just been opened, or is sending a request, is
+        answered rather than closed under its client (which would read as a reset)."""
+        while time.monotonic() < deadline:
+            now = asyncio.get_running_loop().time()
+            busy = [
+                c
+                for c in self.server_state.connections
+                if not isinstance(c, GuardedHttpToolsProtocol)
+                or c.idle_since is None
+                or now - c.idle_since < QUIET_S
+            ]
+            if not busy:
+                return
+            await asyncio.sleep(QUIET_S / 4)
 
 
 def main(
