@@ -36,12 +36,12 @@ import httpx
 import pytest
 import yaml
 
-from bench.plot import plot_scaling
 from testing import prometheus as prom_server
 from testing.hpa import Autoscaler
 from testing.paths import K8S_DIR, PROM_DIR, SAMPLES
 from testing.prometheus import PromClient, adapter_query
 from testing.scaling import Phase, Ramp, Step, run_scenario
+from testing.scaling_plot import plot_scaling
 from testing.servers import Spawned, sanet_serve_command
 from testing.tools import require_tool
 from testing.waiting import poll

@@ -7,11 +7,11 @@ Open loop: Poisson arrivals at ``--rate`` requests/s, each request its own task;
 its ``sanet_batch_size`` histogram, scraped before and after the level. Without ``--url`` every
 ``--config`` (server environment) is spawned in turn on a free 127.0.0.1 port.
 
-    python -m bench.load                                   # spawn sanet-serve, closed loop 1 4 16
-    python -m bench.load --url http://127.0.0.1:8000 --rate 5 10 15 --body raw multipart
-    python -m bench.load --model sanet50 --concurrency 1 16 \\
+    python -m bench.http.load                        # spawn sanet-serve, closed loop 1 4 16
+    python -m bench.http.load --url http://127.0.0.1:8000 --rate 5 10 15 --body raw multipart
+    python -m bench.http.load --model sanet50 --concurrency 1 16 \\
         --config torchscript:SANET_BACKEND=torchscript --config ort:SANET_BACKEND=onnxruntime
-    python -m bench.load --body raw v2_http v2_grpc     # /classify against KServe v2 REST, gRPC
+    python -m bench.http.load --body raw v2_http v2_grpc  # /classify, KServe v2 REST, gRPC
 """
 
 from __future__ import annotations
@@ -35,15 +35,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bench import plot as report
-from bench import v2
 from bench.common import RESULTS
-from bench.plot import Tally
+from bench.http import report, v2
+from bench.http.report import Tally
 from bench.server import parse_config, setting, spawned
 from testing.ports import free_port
 from testing.servers import sanet_serve_command
 
-log = logging.getLogger("bench.load")
+log = logging.getLogger("bench.http.load")
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 DEFAULT_IMAGES = [SAMPLES / n for n in ("coffee.jpg", "astronaut.jpg", "chelsea.jpg", "rocket.jpg")]

@@ -1,7 +1,7 @@
 """What the HTTP layer's guards cost: requests/s of uvicorn httptools, the guarded httptools
 protocol the service runs (``service/http_server.py``) and h11, interleaved rounds.
 
-    python -m bench.http_setup --rounds 5 --requests 1500
+    python -m bench.http.guards --rounds 5 --requests 1500
 
 Each round serves the real app (tiny random SA-ResNet) in a thread per setup and sends
 ``--requests`` keep-alive requests from one client: GET /healthz (HTTP layer only) and POST

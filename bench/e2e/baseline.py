@@ -11,7 +11,7 @@ probabilities; ``GET /health`` is 200 once the worker is set up. Decoding and pr
 are ``model.preprocess.preprocess``, the service's eval transform, so both pay the same decode.
 LitServe decodes in its inference worker, one request after another: that is its design.
 
-    python -m bench.baseline [--arch sanet50] [--weights W] [--engine onnxruntime|openvino]
+    python -m bench.e2e.baseline [--arch sanet50] [--weights W] [--engine onnxruntime|openvino]
         [--port 8000] [--threads N] [--batch-timeout 0.005] [--cache-dir DIR]
 
 The export is kept in ``--cache-dir`` (default ``<sanet-serve cache>/baseline``): a restart
@@ -43,7 +43,7 @@ from model.errors import ImageError
 from model.export_cache import RANDOM_INIT_SEED, cache_key, cached_onnx, default_cache_dir
 from model.postprocess import labels_for, probabilities, top_k
 
-log = logging.getLogger("bench.baseline")
+log = logging.getLogger("bench.e2e.baseline")
 
 ENGINES = ("onnxruntime", "openvino")
 TOP_K = 5

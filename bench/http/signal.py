@@ -1,14 +1,14 @@
 """Which autoscaling signal tracks p99 latency? Each candidate at every load level.
 
 One spawned ``sanet-serve`` is driven closed loop (``--concurrency``) and open loop (``--rate``)
-like ``bench.load``; around every level ``/metrics`` is read twice, and the level records the
+like ``bench.http.load``; around every level ``/metrics`` is read twice, and the level records the
 client's p99 beside each candidate signal over the same interval:
 
 - utilisation: rate of ``sanet_inference_busy_seconds_total`` (summed over models), 0..1;
 - queue wait: mean and p99 of ``sanet_queue_wait_seconds``;
 - queue saturation: the highest ``sanet_queue_saturation`` sampled each second (the old HPA's).
 
-    python -m bench.signal --model sanet50 --concurrency 1 2 4 8 --rate-fractions 0.2 0.5 0.8 1
+    python -m bench.http.signal --model sanet50 --concurrency 1 2 4 8 --rate-fractions 0.2 0.5 0.8 1
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench import plot as report
 from bench.common import RESULTS, machine, markdown_table, write_json
-from bench.load import Sender, closed_loop, encode_bodies, open_loop, run_async
+from bench.http import report
+from bench.http.load import Sender, closed_loop, encode_bodies, open_loop, run_async
 from bench.server import parse_config, spawned
 from testing.servers import sanet_serve_command
 
-log = logging.getLogger("bench.signal")
+log = logging.getLogger("bench.http.signal")
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 HEADERS = [
     "loop", "level", "img/s", "p50 ms", "p99 ms", "utilisation", "queue wait mean ms",

@@ -1,4 +1,4 @@
-"""bench.load (the load generator) against an in-test stand-in of sanet-serve."""
+"""bench.http.load (the load generator) against an in-test stand-in of sanet-serve."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from bench import load, plot
+from bench.http import load
+from bench.http import report as plot
 from testing.paths import REPO
 from testing.ports import free_port
 from testing.standin import StandIn, serving

@@ -1,4 +1,4 @@
-"""Results of ``bench.e2e``: medians per config and level, per-round ratios, tables, JSON.
+"""Results of ``bench.e2e.run``: medians per config and level, per-round ratios, tables, JSON.
 
 Plain data in, data or text out. A ratio is the median over rounds of that round's
 sanet/baseline value, so slow phases of a noisy machine hit both sides of each ratio alike.

@@ -4,7 +4,7 @@ Each sample photo is upscaled (Lanczos) to phone-camera and smaller sizes and sa
 quality-92 JPEG; both paths of ``model.preprocess`` are timed interleaved (median of
 ``--rounds``), and the drafted tensor is compared with the exact one in 8-bit levels.
 
-    python -m bench.decode [--rounds 9] [--sizes 4032x3024 1600x1200 800x600]
+    python -m bench.pipeline.decode [--rounds 9] [--sizes 4032x3024 1600x1200 800x600]
 """
 
 from __future__ import annotations
