@@ -1,4 +1,5 @@
-"""Results of ``bench.http.load``: tallies, summaries, batch sizes from /metrics, table, JSON, PNG.
+"""Results of ``bench.http.load``: tallies, summaries, batch sizes from /metrics, table, JSON,
+PNG.
 
 Everything here is plain data in, data or files out; the HTTP side lives in ``bench.http.load``.
 The PNG has throughput (images/s) on x and latency (ms, log scale) on y: p50 solid and p99
@@ -18,9 +19,9 @@ from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import machine, markdown_table, percentile, write_json
+from testing import metrics
 
 log = logging.getLogger("bench.http.load")
 
@@ -41,6 +42,7 @@ TABLE_HEADERS = [
     "max ms",
     "mean ms",
     "mean batch",
+    "server CPU ms/img",
 ]
 
 
@@ -75,21 +77,8 @@ def summarize(tally: Tally, elapsed: float) -> dict[str, Any]:
 
 def batch_histogram(text: str, model: str | None) -> dict[str, Any]:
     """``sanet_batch_size`` of ``model`` (all models when None): sum, count, cumulative buckets."""
-    hist: dict[str, Any] = {"sum": 0.0, "count": 0.0, "buckets": {}}
-    for family in text_string_to_metric_families(text):
-        if family.name != "sanet_batch_size":
-            continue
-        for sample in family.samples:
-            if model is not None and sample.labels.get("model") != model:
-                continue
-            if sample.name.endswith("_bucket"):
-                le = float(sample.labels["le"])
-                hist["buckets"][le] = hist["buckets"].get(le, 0.0) + sample.value
-            elif sample.name.endswith("_sum"):
-                hist["sum"] += sample.value
-            elif sample.name.endswith("_count"):
-                hist["count"] += sample.value
-    return hist
+    labels = {} if model is None else {"model": model}
+    return metrics.histogram(text, "sanet_batch_size", **labels)
 
 
 def batch_delta(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict | None:
@@ -159,6 +148,7 @@ def table_rows(runs: Sequence[dict[str, Any]]) -> list[list[object]]:
                 _ms(lat["max"]),
                 _ms(lat["mean"]),
                 "-" if mean_batch is None else f"{mean_batch:.2f}",
+                _ms(None if (cpu := r.get("server_cpu_s_per_image")) is None else 1000 * cpu),
             ]
         )
     return rows

@@ -26,9 +26,10 @@ from PIL import Image
 
 from bench.proctree import rss_mb
 from bench.server import setting, spawned
+from testing.paths import SAMPLES
 from testing.servers import sanet_serve_command
 
-SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "coffee.jpg"
+SAMPLE = SAMPLES / "coffee.jpg"
 
 
 def _server_pid(url: str) -> int:

@@ -18,8 +18,7 @@ from PIL import Image
 
 from bench.common import machine, markdown_table, median, timed, write_json
 from model.preprocess import STD, preprocess
-
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+from testing.paths import SAMPLES
 
 
 def jpeg(photo: Path, size: tuple[int, int]) -> bytes:

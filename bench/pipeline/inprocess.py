@@ -23,9 +23,9 @@ from bench.common import machine, markdown_table, median, percentile, write_json
 from model import compile_model, create_model, preprocess
 from model.compile import CompiledModel
 from model.postprocess import Prediction, labels_for, probabilities, top_k
+from testing.paths import SAMPLES
 
 log = logging.getLogger("bench.pipeline.inprocess")
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
 def classify(model: CompiledModel, batch: torch.Tensor, k: int = 5) -> list[list[Prediction]]:

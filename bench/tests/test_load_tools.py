@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from bench.http import load
 from bench.http import report as plot
+from bench.server import spawned, spawned_process
 from testing.paths import REPO
 from testing.ports import free_port
 from testing.standin import StandIn, serving
@@ -204,10 +205,27 @@ def test_spawn_runs_each_config_then_stops_the_server(tmp_path: Path) -> None:
 
 def test_spawn_reports_a_server_that_dies_and_stops_one_that_runs() -> None:
     dying = [sys.executable, "-c", "import sys; print('boom: no model'); sys.exit(3)"]
-    with pytest.raises(RuntimeError, match="boom: no model"), load.spawned(dying, {}, 10):
+    with pytest.raises(RuntimeError, match="boom: no model"), spawned(dying, {}, 10):
         pass
     env = {"PYTHONPATH": str(REPO)}
-    with load.spawned([sys.executable, "-m", "testing.standin"], env, 20) as base:
+    with spawned([sys.executable, "-m", "testing.standin"], env, 20) as base:
         assert httpx.get(f"{base}/readyz").status_code == 200
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{base}/readyz")
+
+
+def test_client_processes_merge_and_the_server_cpu_per_image(tmp_path: Path) -> None:
+    """``--processes 2`` splits a level over two client processes and merges their tallies;
+    ``--server-pid`` gives the server tree's CPU seconds per answered image."""
+    out = tmp_path / "load.json"
+    env = {"PYTHONPATH": str(REPO)}
+    with spawned_process([sys.executable, "-m", "testing.standin"], env, 20) as server:
+        argv = ["--url", server.url, "--model", "sanet50", "--concurrency", "3", "--processes"]
+        argv += ["2", "--duration", "1.5", "--warmup", "0.3", "--server-pid", str(server.popen.pid)]
+        argv += ["--out", str(out), "--plot", str(tmp_path / "load.png")]
+        assert load.main(argv) == 0
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["level"] == 3 and run["errors"] == {}
+    assert run["ok"] == run["sent"] > 0  # both processes' requests, merged
+    assert run["batch"]["images"] == run["ok"]  # the server saw what the clients counted
+    assert run["server_cpu_s_per_image"] > 0
