@@ -37,10 +37,10 @@ import torch
 from fastapi import Body, HTTPException
 from torch import nn
 
-from model import create_model, load_checkpoint, preprocess
+from model import load_checkpoint, preprocess, random_init
 from model.compile import prepare
 from model.errors import ImageError
-from model.export_cache import RANDOM_INIT_SEED, cache_key, cached_onnx, default_cache_dir
+from model.export_cache import cache_key, cached_onnx, default_cache_dir
 from model.postprocess import labels_for, probabilities, top_k
 
 log = logging.getLogger("bench.e2e.baseline")
@@ -67,11 +67,9 @@ class Options:
 def authors_network(arch: str, weights: Path | None) -> tuple[nn.Module, str | None]:
     """The authors' network and its weights' sha256 (None: random init, the service's seed)."""
     if weights is None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RANDOM_INIT_SEED)
-            return create_model(arch).eval(), None
-    net = load_checkpoint(weights, arch=arch)
-    return net, str(getattr(net, "checkpoint_info").sha256)  # noqa: B009 - set by the loader
+        return random_init(arch), None
+    net, info = load_checkpoint(weights, arch=arch)
+    return net, info.sha256
 
 
 def export_unfolded(net: nn.Module, arch: str, sha256: str | None, cache_dir: Path) -> Path:

@@ -13,8 +13,7 @@ import model
 
 
 def _net() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return model.create_model("sanet_tiny").eval()
+    return model.random_init("sanet_tiny")
 
 
 def test_truncated_export_is_moved_aside_and_rebuilt(
