@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv serve test test-unit test-api test-faults test-deploy test-cuda test-bench lint bench bench-model bench-e2e bench-signal soak docker-smoke clean
+.PHONY: venv serve test test-unit test-api test-faults test-deploy test-cuda test-bench lint docs bench bench-model bench-e2e bench-signal soak docker-smoke clean
 
 venv: $(STAMP)
 
@@ -43,6 +43,10 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# docs/settings.md from the Settings object (service/config.py); a unit test fails while stale
+docs: venv
+	$(BIN)/python -m testing.settings_doc --write
 
 LOAD_ARGS ?= --images samples/coffee.jpg --concurrency 1 4 16 --rate 5 10 15 20 \
 	--config torchscript:SANET_BACKEND=torchscript --config onnxruntime:SANET_BACKEND=onnxruntime
