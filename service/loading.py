@@ -57,7 +57,7 @@ class Loaded:
 
 
 def load(spec: ModelSpec, settings: Settings) -> Loaded:
-    """Build the network, compile it and run every batch size the batcher can form."""
+    """Build the network and compile it (``warm_up`` runs it before readiness)."""
     t0 = time.perf_counter()
     net, weights = _build(spec)
     compiled, report = model.build_engine(
@@ -95,8 +95,6 @@ def load(spec: ModelSpec, settings: Settings) -> Loaded:
         loaded.precision,
         time.perf_counter() - t0,
     )
-    sizes = warm_sizes(loaded.backend, loaded.device, settings.max_batch_size)
-    warm_up(spec.name, loaded.engine, sizes)
     return loaded
 
 
@@ -136,12 +134,12 @@ def warm_sizes(backend: str, device: str, max_batch_size: int) -> list[int]:
     return sorted({1, max_batch_size})
 
 
-def warm_up(name: str, engine: Engine, sizes: list[int]) -> None:
-    """Run each batch size in ``sizes`` once."""
+def warm_up(name: str, run: Callable[[int], object], sizes: list[int]) -> None:
+    """``run(b)`` once for each batch size ``b`` in ``sizes`` (the serving path itself)."""
     t0 = time.perf_counter()
     for b in sizes:
         with torch.inference_mode():
-            engine(torch.zeros((b, *INPUT_SHAPE)))
+            run(b)
         log.info("model %s: warmed up batch size %d (%d sizes)", name, b, len(sizes))
     log.info("model %s: warm-up done (%.1fs)", name, time.perf_counter() - t0)
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from service.config import Settings
 from testing.app import ARCH, BASE_SETTINGS, Running
 from testing.checkpoints import separating_tiny_checkpoint
 
@@ -31,7 +30,7 @@ def serve(checkpoint: Path) -> Callable[..., Any]:
     @contextmanager
     def _serve(**overrides: Any) -> Iterator[Running]:
         opts = {**BASE_SETTINGS, "models": f"{ARCH}={checkpoint}", **overrides}
-        with Running(Settings(**opts)) as running:
+        with Running(opts) as running:
             yield running
 
     return _serve
