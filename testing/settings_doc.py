@@ -47,6 +47,9 @@ changing a setting; `tests/unit/test_settings_doc.py` fails while this file is s
 def type_name(annotation: Any) -> str:
     """A reader's name for a field type: ``one of a, b``, ``comma list``, ``int, optional``."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:  # Annotated[int, Field(ge=1)]: the type, then its limits
+        limits = bounds(FieldInfo.from_annotation(annotation))
+        return type_name(args[0]) + (f" ({limits})" if limits else "")
     if origin is typing.Literal:
         return "one of " + ", ".join(f"`{a}`" for a in args)
     if origin is list:
