@@ -1,7 +1,7 @@
 """Soak: a burst of large images, then steady traffic; reports resident memory and p99 drift.
 
     python -m bench.http.soak --minutes 3 --concurrency 4            # make soak
-    python -m bench.http.soak --burst-only --burst 8 --side 7000     # the memory row of issue 11
+    python -m bench.http.soak --burst-only --burst 8 --side 7000     # docs/operations.md, memory
 
 Spawns ``sanet-serve`` (SANet-50, defaults plus ``--config`` settings). Memory: RSS after
 load, the peak while ``--burst`` PNGs of ``--side`` x ``--side`` pixels are classified at once,

@@ -17,7 +17,7 @@ work), so it overloads any machine; no assertion compares a timing to a constant
 steady single client, p99 is one image's service time: on a crowded machine it can exceed
 the SLO with no queue, and more replicas could not shorten it, so it is not asserted on.)
 
-``SANET_SCALING_PLOT=path.png`` also writes the run's plot there (the README's figure).
+``SANET_SCALING_PLOT=path.png`` also writes the run's plot there (the figure in docs/deploy.md).
 """
 
 from __future__ import annotations

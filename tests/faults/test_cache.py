@@ -1,5 +1,5 @@
-"""Faulty caches (issue 11, rows "cached ONNX export truncated" and "cache dir read-only and
-empty"): the real ONNX export path heals instead of crash-looping."""
+"""Faulty caches (a truncated cached ONNX export, a read-only and empty cache dir): the real
+ONNX export path heals instead of crash-looping."""
 
 from __future__ import annotations
 
