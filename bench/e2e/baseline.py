@@ -2,7 +2,8 @@
 
 What a user who skips this project would write: build the authors' SA-ResNet (``--weights``
 in the authors' checkpoint layout, read by the project's loader; else ``model.random_init``
-with the service's seed, so both answer alike), export it to ONNX **without** our folding, run it in a plain ONNX Runtime session or
+with the service's seed, so both answer alike), export it to ONNX **without** our folding,
+run it in a plain ONNX Runtime session or
 a plain OpenVINO ``compile_model(..., "CPU")`` (f32, the thread count, no other settings),
 and serve it with LitServe's batching (``max_batch_size=8``, a small ``batch_timeout``, one
 worker). ``POST /classify`` takes the raw image bytes and answers the top-5 labels and
