@@ -48,6 +48,9 @@ lint: venv
 docs: venv
 	$(BIN)/python -m testing.settings_doc --write
 
+# The fused-SA OpenVINO custom op (a dropped route, docs/performance.md) is not part of make
+# bench; run it by hand: python -m bench.openvino_sa_op --rounds 10
+
 LOAD_ARGS ?= --images samples/coffee.jpg --concurrency 1 4 16 --rate 5 10 15 20 \
 	--config torchscript:SANET_BACKEND=torchscript --config onnxruntime:SANET_BACKEND=onnxruntime
 
@@ -70,15 +73,15 @@ bench-model: venv
 	$(BIN)/python -m bench.model.speed
 
 # sanet-serve fp32 / INT8 beside the user's alternative (bench/e2e/baseline.py: the authors'
-# unfolded ONNX export on LitServe, onnxruntime and OpenVINO), README "Against the user's
-# alternative"; SANet-50, coffee.jpg, c=1 and 16, configs resident (idle burners per turn),
+# unfolded ONNX export on LitServe, onnxruntime and OpenVINO), docs/performance.md "Against the
+# authors' export on LitServe"; SANet-50, coffee.jpg, c=1 and 16, configs resident (idle burners per turn),
 # interleaved rounds
 E2E_ARGS ?= --rounds 3 --duration 15 --warmup 3 --concurrency 1 16
 
 bench-e2e: venv
 	$(BIN)/python -m bench.e2e.run $(E2E_ARGS)
 
-# Each autoscaling signal beside p99, closed and open loop (README "Autoscaling")
+# Each autoscaling signal beside p99, closed and open loop (docs/deploy.md "Autoscaling")
 bench-signal: venv
 	$(BIN)/python -m bench.http.signal --model sanet50 --concurrency 1 2 4 8 \
 		--rate-fractions 0.2 0.35 0.5 0.6 0.7 0.8 0.9 1.0 --duration 12
