@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from bench.http import load
 from bench.http import report as plot
+from bench.http.options import DEFAULT_IMAGES
 from bench.server import spawned, spawned_process
 from testing.paths import REPO
 from testing.ports import free_port
@@ -34,7 +35,7 @@ def run_loop(coro_factory: Any, timeout: float = 10.0) -> plot.Tally:
 
 
 def photos() -> list[bytes]:
-    return [path.read_bytes() for path in load.DEFAULT_IMAGES]
+    return [path.read_bytes() for path in DEFAULT_IMAGES]
 
 
 def sender(client: httpx.AsyncClient, url: str, kind: str = "raw", per: int = 1) -> load.Sender:
