@@ -8,8 +8,8 @@ web app it does not use.
 - ``waiting``: ``poll``, the one bounded wait on a condition (no fixed sleeps in tests).
 - ``servers``: an ASGI app under uvicorn in a thread (``InThread``) and a real process
   (``Spawned``), both ready once their readiness path answers 200, both with ``stop()``.
-- ``app``: the real ``create_app`` in a thread (``Running``) and ``Gate``, which holds its
-  inference worker inside a batch.
+- ``app``: the real ``sanet-serve`` process tree on a free port (``Running``), and
+  ``engine_held``, which stops its engine for a block.
 - ``metrics``: the one /metrics reader (samples, maxima, histograms) of tests and benchmarks.
 - ``checkpoints``: random SA-ResNets and the checkpoint files written from them.
 - ``images``: distinct photo-like test images.
