@@ -74,8 +74,8 @@ bench-model: venv
 
 # sanet-serve fp32 / INT8 beside the user's alternative (bench/e2e/baseline.py: the authors'
 # unfolded ONNX export on LitServe, onnxruntime and OpenVINO), docs/performance.md "Against the
-# authors' export on LitServe"; SANet-50, coffee.jpg, c=1 and 16, configs resident (idle burners per turn),
-# interleaved rounds
+# authors' export on LitServe"; SANet-50, coffee.jpg, c=1 and 16, configs resident (idle
+# burners per turn), interleaved rounds
 E2E_ARGS ?= --rounds 3 --duration 15 --warmup 3 --concurrency 1 16
 
 bench-e2e: venv
