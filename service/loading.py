@@ -123,11 +123,8 @@ def _build(spec: ModelSpec) -> tuple[torch.nn.Module, Weights]:
             spec.arch,
         )
         # A fixed seed makes random-init weights (and so their compiled cache) repeatable.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RANDOM_INIT_SEED)
-            return model.create_model(spec.arch), Weights("random-init")
-    net = model.load_checkpoint(spec.checkpoint, arch=spec.arch)
-    info: Any = getattr(net, "checkpoint_info")  # noqa: B009 - set by load_checkpoint
+        return model.random_init(spec.arch, seed=RANDOM_INIT_SEED), Weights("random-init")
+    net, info = model.load_checkpoint(spec.checkpoint, arch=spec.arch)
     log.info("model %s: checkpoint %s sha256=%s", spec.name, info.path, info.sha256)
     return net, Weights("checkpoint", str(info.path), str(info.sha256))
 

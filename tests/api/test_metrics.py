@@ -1,4 +1,5 @@
-"""/metrics after known traffic: exactly the README "Metrics" names, and the counts add up."""
+"""/metrics after known traffic: exactly the names of docs/operations.md "Metrics", and the
+counts add up."""
 
 from __future__ import annotations
 

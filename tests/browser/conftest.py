@@ -36,5 +36,5 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture()
 def shots(tmp_path: Path) -> Path:
-    """Where screenshots go: SANET_SCREENSHOT_DIR (docs/ for the README), else tmp_path."""
+    """Where screenshots go: SANET_SCREENSHOT_DIR (docs/, for the docs), else tmp_path."""
     return Path(os.environ.get("SANET_SCREENSHOT_DIR") or tmp_path)

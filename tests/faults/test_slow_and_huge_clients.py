@@ -1,4 +1,4 @@
-"""Slow, silent, huge and hostile clients (issue 11, rows 1-5): answered or closed, in bounds."""
+"""Slow, silent, huge and hostile clients: answered or closed, within bounds."""
 
 from __future__ import annotations
 
