@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv serve test test-unit test-api test-faults test-deploy test-cuda test-bench lint docs bench bench-model bench-e2e bench-signal soak docker-smoke clean
+.PHONY: venv serve test test-unit test-api test-faults test-deploy test-cuda test-bench lint docs bench bench-dataplane bench-gpu bench-model bench-e2e bench-signal soak docker-smoke clean
 
 venv: $(STAMP)
 
@@ -61,7 +61,21 @@ bench: venv
 	$(BIN)/python -m bench.pipeline.inprocess --backends openvino onnxruntime
 	$(BIN)/python -m bench.pipeline.decode --rounds 9
 	$(BIN)/python -m bench.http.load $(LOAD_ARGS)
+	$(BIN)/python -m bench.http.frontend $(FRONTEND_ARGS)
+	$(BIN)/python -m bench.http.overload --backend null $(OVERLOAD_ARGS)
+	$(BIN)/python -m bench.http.overload --backend torchscript --model sanet_tiny $(OVERLOAD_ARGS)
 	$(BIN)/python -m bench.e2e.run $(E2E_ARGS)
+
+# The data path without a network (SANET_BACKEND=null): front-end img/s and server CPU per
+# image, 1 and 2 front-end processes interleaved; then goodput at 1x/4x/16x saturation.
+# Both drive the server with Debian's hey (apt-get install hey).
+FRONTEND_ARGS ?= --workers 1 2 --rounds 3 --duration 10 --concurrency 16
+OVERLOAD_ARGS ?= --duration 10
+
+bench-dataplane: venv
+	$(BIN)/python -m bench.http.frontend $(FRONTEND_ARGS)
+	$(BIN)/python -m bench.http.overload --backend null $(OVERLOAD_ARGS)
+	$(BIN)/python -m bench.http.overload --backend torchscript --model sanet_tiny $(OVERLOAD_ARGS)
 
 # minutes, outside make test: a burst of large images, then steady traffic; RSS and p99 drift
 SOAK_ARGS ?= --minutes 3 --concurrency 4 --burst 8 --side 7000
