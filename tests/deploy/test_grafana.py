@@ -27,6 +27,8 @@ REQUIRED_METRICS = (
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
     "sanet_model_info",
+    "sanet_slots_used",
+    "sanet_inference_busy_seconds_total",
 )
 
 
