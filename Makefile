@@ -100,6 +100,11 @@ bench-signal: venv
 	$(BIN)/python -m bench.http.signal --model sanet50 --concurrency 1 2 4 8 \
 		--rate-fractions 0.2 0.35 0.5 0.6 0.7 0.8 0.9 1.0 --duration 12
 
+# On a GPU host, one call of <= 8 minutes: tests/cuda, the model-only table, end to end over
+# HTTP (docs/performance.md "GPU"). Uses that host's python3 (PYTHON=...) and its torch.
+bench-gpu:
+	bash bench/gpu.sh
+
 docker-smoke:
 	bash deploy/docker-smoke.sh
 
