@@ -177,7 +177,7 @@ class Settings(BaseSettings):
     jpeg_draft: bool = Field(
         default=False,
         description="Opt-in: decode large JPEGs scaled down in the DCT (faster, not the exact "
-        "eval transform; README Performance).",
+        "eval transform; docs/performance.md).",
     )
     max_images_per_request: int = Field(
         default=_DEFAULT_MAX_IMAGES,

@@ -4,7 +4,7 @@ uvicorn's httptools protocol has no header size limit and no header read timeout
 ``limit_concurrency`` answers a plain-text 503 only after a connection's headers arrived (so
 a flood of silent sockets still holds descriptors). h11 limits header size but answers 400,
 not 431, and has no header timeout either. So the server is uvicorn's httptools protocol
-(the fastest here, see README "HTTP limits") with three guards added per connection:
+(the fastest measured, docs/api.md "Limits") with three guards added per connection:
 
 - the request line and headers together at most ``max_header_bytes``: 431 JSON, then close;
 - a request's headers complete within ``header_timeout_s`` of its first byte (of the

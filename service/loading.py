@@ -22,7 +22,6 @@ from service.memory import malloc_trim
 
 log = logging.getLogger(__name__)
 
-INPUT_SHAPE = (3, 224, 224)
 Engine = Callable[[torch.Tensor], torch.Tensor]
 
 

@@ -1,4 +1,4 @@
-"""``GET /``: a self-contained page to try the service, and ``/redoc`` (README).
+"""``GET /``: a self-contained page to try the service, and ``/redoc`` (docs/api.md).
 
 Both come with a Content-Security-Policy that lets the browser fetch from this server only:
 ReDoc's bundle shows a logo from its vendor's CDN, which an offline cluster cannot reach

@@ -1,4 +1,4 @@
-"""Response bodies of the HTTP API (README "The HTTP API")."""
+"""Response bodies of the HTTP API (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -66,6 +66,3 @@ class ErrorBody(BaseModel):
 class ErrorResponse(BaseModel):
     error: ErrorBody
 
-
-class Health(BaseModel):
-    status: str

@@ -36,6 +36,10 @@ Disconnect = Callable[[], Awaitable[None]]
 #: how long past its deadline a front end waits for the engine's own verdict on a request
 #: (the engine answers 504 at the deadline itself unless it is stalled)
 ENGINE_GRACE_S = 0.5
+#: one image of at most this many bytes (a web photo: a few ms) is decoded on the event loop,
+#: sparing two thread hand-offs; larger ones and several per request go to the decode pool,
+#: which decodes them in parallel and keeps the loop answering meanwhile
+INLINE_DECODE_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,8 @@ class ServedModel:
         s, life = self.settings, self.life
         job.check_deadline()
         body = await bodies.read_body(request, s.max_body_bytes, job.deadline, life.stopping)
+        if ctype not in (bodies.MULTIPART, bodies.JSON):
+            return bodies.split_images(ctype, params, body, s.max_images_per_request)
         return await asyncio.get_running_loop().run_in_executor(
             life.pool, bodies.split_images, ctype, params, body, s.max_images_per_request
         )
@@ -146,12 +152,15 @@ class Job:
         life = self.served.life
         loop = asyncio.get_running_loop()
         t0 = time.monotonic()
-        await asyncio.gather(
-            *(
-                loop.run_in_executor(life.pool, self._decode, blob, slot)
-                for blob, slot in zip(images, self.slots, strict=False)
+        if len(images) == 1 and len(images[0]) <= INLINE_DECODE_BYTES:
+            self._decode(images[0], self.slots[0])
+        else:
+            await asyncio.gather(
+                *(
+                    loop.run_in_executor(life.pool, self._decode, blob, slot)
+                    for blob, slot in zip(images, self.slots, strict=False)
+                )
             )
-        )
         self.preprocess_s = time.monotonic() - t0
         return await self._run([(s,) for s in self.slots[: len(images)]], top_k, disconnect)
 

@@ -1,4 +1,4 @@
-"""KServe v2 over HTTP on the service's port: ``/v2/...`` (README "KServe v2").
+"""KServe v2 over HTTP on the service's port: ``/v2/...`` (docs/api.md "KServe v2").
 
 Thin like ``/classify``: find the model, admit, read the body (JSON, or JSON followed by
 binary tensor data when ``Inference-Header-Content-Length`` is set), call
