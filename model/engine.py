@@ -21,7 +21,7 @@ from torch import nn
 
 from model.autoselect import Candidate, Choice, Timer, choose, decision_path
 from model.compile import AUTO_BACKEND, CompiledModel, compile_model, resolve_device
-from model.errors import UnknownModelError
+from model.errors import UnknownBackendError, UnknownModelError
 from model.export_cache import cache_key as make_cache_key
 from model.export_cache import cpu_info, engine_versions
 from model.sanet import arch_of
@@ -176,7 +176,7 @@ def _auto_report(choice: Choice, precision: str) -> EngineReport:
 
 def _int8(net: nn.Module, backend: str, device: str, opts: EngineOptions) -> Engine:
     if device != "cpu" or backend not in ("auto", "openvino"):
-        raise UnknownModelError(
+        raise UnknownBackendError(
             f"int8 runs on cpu with the openvino backend (asked: {backend} on {device})"
         )
     from model.quantize import int8_engine
