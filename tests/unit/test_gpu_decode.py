@@ -35,8 +35,10 @@ def jpegs() -> list[bytes]:
 def separating() -> object:
     """The tiny network with a scaled fc, so that different photos get different answers."""
     net = random_net("sanet_tiny", seed=2)
+    fc = net.fc
+    assert isinstance(fc, torch.nn.Linear)
     with torch.no_grad():
-        net.fc.weight.mul_(60.0)  # type: ignore[operator]
+        fc.weight.mul_(60.0)
     return compile_model(net, "eager")
 
 
