@@ -28,7 +28,9 @@ from model.scripting import script_module
 from model.uint8_input import UInt8Input
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
-BACKENDS = ("eager", "torchscript", "onnxruntime", "openvino", "inductor", "triton")
+BACKENDS = ("eager", "torchscript", "onnxruntime", "openvino")  # the service's choices
+SA_ROUTES = ("inductor", "triton")  # by name here; on CUDA build_engine's auto measures them
+ALL_BACKENDS = BACKENDS + SA_ROUTES
 EXPORTED = ("onnxruntime", "openvino")  # run from the ONNX export, on CPU only
 TORCH_CPU = ("eager", "torchscript", "inductor")  # torch modules on CPU: UInt8Input in front
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -83,9 +85,9 @@ def resolve_backend(backend: str, device: str) -> str:
     """``auto`` -> the fixed default for ``device``; a name that cannot run there is refused."""
     if backend == "auto":
         return AUTO_BACKEND[device]
-    if backend not in BACKENDS:
+    if backend not in ALL_BACKENDS:
         raise UnknownBackendError(
-            f"unknown backend {backend!r}; known: auto, {', '.join(BACKENDS)}"
+            f"unknown backend {backend!r}; known: auto, {', '.join(ALL_BACKENDS)}"
         )
     if backend in EXPORTED and device != "cpu":
         raise UnknownBackendError(f"the {backend} backend runs on cpu only here")
