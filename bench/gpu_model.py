@@ -113,7 +113,8 @@ def table(rows: list[dict[str, Any]], batches: list[int]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    log.setLevel(logging.INFO)  # the exporters' own INFO lines would bury the progress
     args = parse(argv)
     if args.cpu_uint8:
         from bench.uint8_cpu import run as run_cpu_uint8

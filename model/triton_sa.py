@@ -25,6 +25,9 @@ from torch import nn
 from model.folding import FoldedBottleneck, FoldedShuffleAttention
 
 ONE_PASS_MAX = 1024  # the largest H*W read into one tile (registers) by the one-pass kernel
+# channels_last: a one-pass tile of a 1024-pixel plane holds 4 channels, 8 contiguous bytes
+# in fp16; above 256 pixels the two-pass tiles (32 channels wide) read memory better.
+ONE_PASS_MAX_CL = 256
 TILE = 4096  # elements per program in the one-pass kernel
 
 
@@ -114,7 +117,7 @@ def _blocks(channels_last: bool, hw: int, one_pass: bool) -> tuple[int, int]:
     if one_pass:
         block_hw = _pow2(hw)
         return max(1, min(64, TILE // block_hw)), block_hw
-    return (64, 32) if channels_last else (4, 512)
+    return (32, 64) if channels_last else (4, 512)
 
 
 def _plane_strides(y: torch.Tensor) -> tuple[int, int, int] | None:
@@ -147,10 +150,11 @@ def sa_gate(
     channels_last = strides[1] == 1 and channels > 1
     params = [t.reshape(-1) for t in (alpha, beta, cw)]
     scalars = (channels, hw, *strides, 1.0 / hw, float(eps))
-    if hw <= ONE_PASS_MAX:
+    if hw <= (ONE_PASS_MAX_CL if channels_last else ONE_PASS_MAX):
         bc, bhw = _blocks(channels_last, hw, True)
+        warps = 8 if bc * bhw >= 2048 else 4  # a large tile: fewer registers per thread
         one_pass_k[(bsz, -(-channels // bc))](
-            y, identity, *params, *scalars, BLOCK_C=bc, BLOCK_HW=bhw
+            y, identity, *params, *scalars, BLOCK_C=bc, BLOCK_HW=bhw, num_warps=warps
         )
         return identity
     bc, bhw = _blocks(channels_last, hw, False)

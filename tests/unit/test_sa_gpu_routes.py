@@ -46,8 +46,9 @@ def _folded_sa(channels: int, seed: int) -> FoldedShuffleAttention:
     return FoldedShuffleAttention(sa, channels).to(DEVICE)
 
 
-# (9, 9): the one-pass kernel; (36, 36) has H*W > ONE_PASS_MAX: statistics then gate
-@pytest.mark.parametrize("hw", [9, 36])
+# 9x9: one pass; 20x20: one pass in NCHW, two in channels_last (> ONE_PASS_MAX_CL);
+# 36x36 (> ONE_PASS_MAX): statistics then gate in both layouts
+@pytest.mark.parametrize("hw", [9, 20, 36])
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("dtype", list(DTYPES))
 def test_kernel_matches_folded_sa(
