@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--iters", type=int, default=15)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--arch", default="sanet50")
+    p.add_argument(
+        "--budget-s",
+        type=float,
+        default=200.0,
+        help="start no new route after this many seconds (inductor compiles are the long part)",
+    )
     p.add_argument("--out", type=Path, help="write the results as JSON here")
     return p.parse_args(argv)
 
@@ -61,9 +68,12 @@ def model_rows(args: argparse.Namespace, device: str) -> list[dict[str, Any]]:
     """One row per (route, dtype, batch); a route that fails is reported, not fatal."""
     nets = networks(args.arch)
     rows: list[dict[str, Any]] = []
+    start = time.monotonic()
     for dtype in args.dtypes:
         for route in args.routes:
             skip = _usable(route, device)
+            if time.monotonic() - start > args.budget_s:
+                skip = f"time budget of {args.budget_s:.0f} s spent"
             if skip:
                 rows.append({"route": route, "dtype": dtype, "skipped": skip})
                 continue
