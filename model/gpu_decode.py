@@ -254,3 +254,39 @@ def held_out_jpegs(folder: str | Path) -> list[bytes]:
     """The JPEG files of ``folder`` (name order) as bytes: the images the gate compares on."""
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in JPEG_SUFFIXES)
     return [p.read_bytes() for p in files]
+
+
+@dataclass
+class GpuDecodeSetup:
+    """The resolved setting: ``decode`` is None when JPEG bodies decode on CPU."""
+
+    choice: DecodeChoice
+    decode: Decode | None = None
+    fidelity: Fidelity | None = None
+
+
+def configure(
+    mode: str,
+    device: str,
+    model: Callable[[torch.Tensor], torch.Tensor],
+    images: Sequence[bytes],
+    **gate_args: float,
+) -> GpuDecodeSetup:
+    """Resolve ``mode`` at start: find the package, run the fidelity gate on ``images`` and,
+    for ``auto``, keep the GPU path only if it also measures faster than the CPU path.
+    ``on`` raises GpuDecodeError when it cannot run or the gate refuses it."""
+    choice = resolve_mode(mode, device)
+    if not choice.enabled or choice.package is None:
+        return GpuDecodeSetup(choice)
+    decode = decoder(choice.package, device)
+    try:
+        report = gate(model, images, decode, **gate_args)
+    except GpuDecodeError as exc:
+        if mode == "on":
+            raise
+        return GpuDecodeSetup(DecodeChoice(mode, False, choice.package, f"off: {exc}"))
+    report.gpu_ms_per_image, report.cpu_ms_per_image = time_paths(images, decode)
+    if mode == "auto" and report.gpu_ms_per_image >= report.cpu_ms_per_image:
+        why = f"off: GPU {report.gpu_ms_per_image:.2f} ms/image, CPU {report.cpu_ms_per_image:.2f}"
+        return GpuDecodeSetup(DecodeChoice(mode, False, choice.package, why), None, report)
+    return GpuDecodeSetup(choice, decode, report)

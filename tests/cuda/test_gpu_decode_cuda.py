@@ -55,3 +55,5 @@ def test_fidelity_and_speed(package: str) -> None:
     report.gpu_ms_per_image, report.cpu_ms_per_image = time_paths(jpegs, decode)
     log.warning("gpu decode (%s): %s", package, report.as_dict())
     assert report.agreement >= report.min_agreement
+    setup = configure("on", "cuda", model, jpegs)  # the start-up path: gate passed, in use
+    assert setup.decode is not None and setup.fidelity is not None

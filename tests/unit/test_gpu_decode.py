@@ -122,3 +122,15 @@ def test_gate_refuses_an_unfaithful_decode(separating: object, jpegs: list[bytes
         gate(separating, jpegs, negative)  # type: ignore[arg-type]
     with pytest.raises(GpuDecodeError, match="needs held-out"):
         gate(separating, [], pillow_decode)  # type: ignore[arg-type]
+
+
+def test_configure_without_a_gpu(separating: object, jpegs: list[bytes]) -> None:
+    if torch.cuda.is_available() and find_package() is not None:
+        pytest.skip("this machine can decode on the GPU")
+    from model.gpu_decode import configure
+
+    off = configure("auto", "cuda", separating, jpegs)  # type: ignore[arg-type]
+    assert off.decode is None and not off.choice.enabled and "CUDA device" in off.choice.reason
+    assert configure("off", "cuda", separating, jpegs).decode is None  # type: ignore[arg-type]
+    with pytest.raises(GpuDecodeError, match="needs"):
+        configure("on", "cuda", separating, jpegs)  # type: ignore[arg-type]
