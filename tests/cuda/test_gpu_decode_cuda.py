@@ -12,6 +12,7 @@ import torch
 
 from model import compile_model
 from model.gpu_decode import (
+    configure,
     decode_batch,
     decoder,
     find_package,
