@@ -1,4 +1,5 @@
-"""A measured, dropped route for Speed II: folded SA as one OpenVINO custom op.
+"""A measured, dropped route: folded SA as one OpenVINO custom op (a standalone script,
+not part of ``make bench``; docs/performance.md "Routes tried and dropped").
 
 Builds ``bench/openvino_sa_op.cpp`` (the fused SA kernel's loops as an ``ov::op::Op``) with
 g++ against the openvino wheel's headers, exports the folded SANet-50 with one

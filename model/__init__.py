@@ -3,7 +3,7 @@
 Plain PyTorch; never imports the web layer.
 """
 
-from model.checkpoint import CheckpointInfo, load_checkpoint
+from model.checkpoint import CheckpointInfo, Loaded, load_checkpoint
 from model.compile import BACKENDS, CompiledModel, compile_model, resolve_backend, resolve_device
 from model.engine import Engine, EngineReport, build_engine
 from model.errors import (
@@ -37,6 +37,7 @@ from model.sanet import (
     count_parameters,
     create_model,
     list_models,
+    random_init,
     sanet50,
     sanet101,
     sanet152,
@@ -59,6 +60,7 @@ __all__ = [
     "ImageError",
     "ImageTooLargeError",
     "Int8AgreementError",
+    "Loaded",
     "ModelError",
     "NotACheckpointError",
     "Prediction",
@@ -81,6 +83,7 @@ __all__ = [
     "load_checkpoint",
     "preprocess",
     "probabilities",
+    "random_init",
     "resolve_backend",
     "resolve_device",
     "sanet50",

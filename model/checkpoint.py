@@ -12,7 +12,7 @@ import zipfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -156,11 +156,19 @@ def load_state_dict(net: nn.Module, state: dict[str, torch.Tensor]) -> None:
     net.load_state_dict(full, strict=True)
 
 
-def load_checkpoint(path: str | Path, arch: str | None = None) -> nn.Module:
+class Loaded(NamedTuple):
+    """A checkpoint's network (eval mode) and where its weights came from:
+    ``net, info = load_checkpoint(path)``."""
+
+    net: nn.Module
+    info: CheckpointInfo
+
+
+def load_checkpoint(path: str | Path, arch: str | None = None) -> Loaded:
     """Build the network a checkpoint file describes and load its weights (eval mode).
 
     Accepts the authors' ``.pth.tar`` dicts (``module.`` keys), plain state_dicts and
-    ``_orig_mod.`` prefixes. The result carries ``checkpoint_info``.
+    ``_orig_mod.`` prefixes. Returns the network and its :class:`CheckpointInfo`.
     """
     path = Path(path)
     if not path.is_file():
@@ -178,7 +186,7 @@ def load_checkpoint(path: str | Path, arch: str | None = None) -> nn.Module:
     net = create_model(arch, num_classes)
     load_state_dict(net, state)
     meta = raw if isinstance(raw, dict) else {}
-    net.checkpoint_info = CheckpointInfo(  # type: ignore[assignment]
+    info = CheckpointInfo(
         path=str(path.resolve()),
         sha256=sha256_of(path),
         arch=arch,
@@ -186,7 +194,7 @@ def load_checkpoint(path: str | Path, arch: str | None = None) -> nn.Module:
         epoch=_number(meta.get("epoch"), int),
         best_acc=_number(meta.get("best_acc", meta.get("best_acc1")), float),
     )
-    return net.eval()
+    return Loaded(net.eval(), info)
 
 
 def _number(value: Any, kind: type) -> Any:

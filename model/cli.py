@@ -13,20 +13,22 @@ from model.checkpoint import load_checkpoint
 from model.compile import ALL_BACKENDS, compile_model, prepare
 from model.postprocess import labels_for, probabilities, top_k
 from model.preprocess import preprocess
-from model.sanet import arch_spec, count_parameters, create_model, list_models
+from model.sanet import arch_spec, count_parameters, create_model, list_models, random_init
 from model.scripting import script_module
 
 log = logging.getLogger("model")
 
 
-def _load(weights: str | None, arch: str) -> torch.nn.Module:
+def _load(weights: str | None, arch: str) -> tuple[torch.nn.Module, str | None]:
+    """The network and its weights' sha256 (None: random init, the service's seed)."""
     if weights:
-        return load_checkpoint(weights, arch=None if arch == "auto" else arch)
+        net, info = load_checkpoint(weights, arch=None if arch == "auto" else arch)
+        return net, info.sha256
     name = "sanet50" if arch == "auto" else arch
     log.warning(
         "no --weights given: %s is RANDOMLY INITIALISED, its predictions mean nothing", name
     )
-    return create_model(name).eval()
+    return random_init(name), None
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -42,7 +44,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    net = _load(args.weights, args.arch)
+    net, _ = _load(args.weights, args.arch)
     compiled = compile_model(net, args.backend)
     for image in args.images:
         batch = preprocess(Path(image).read_bytes()).unsqueeze(0)
@@ -54,7 +56,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    net = _load(args.weights, args.arch)
+    net, _ = _load(args.weights, args.arch)
     module = prepare(net, fold=not args.no_fold)
     out = Path(args.out)
     if args.format == "torchscript":
@@ -76,11 +78,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from model.quantize import int8_engine
     from model.sanet import arch_of
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)  # the service's random-init seed, so the cache keys match
-        net = _load(args.weights, args.arch)
-    info = getattr(net, "checkpoint_info", None)
-    key = cache_key(arch_of(net), getattr(info, "sha256", None))
+    net, sha256 = _load(args.weights, args.arch)  # random init: the service's seed and key
+    key = cache_key(arch_of(net), sha256)
     cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     _, report = int8_engine(
         net,

@@ -22,8 +22,8 @@ from torch import nn
 
 from model.artefact_cache import ArtefactCache, partial_path
 from model.onnx_backend import EXPORT_VERSION, export_onnx
+from model.sanet import RANDOM_INIT_SEED  # random-init weights repeat, so their cache key does
 
-RANDOM_INIT_SEED = 0  # random-init weights are seeded with it, so their cache key repeats
 RANDOM_INIT_TAG = f"random{RANDOM_INIT_SEED}"
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8")
 

@@ -14,6 +14,8 @@ from torch import nn
 from model.errors import UnknownModelError
 from model.sa_layer import ShuffleAttention
 
+RANDOM_INIT_SEED = 0  # the seed of random-init weights (service, CLI and benchmarks)
+
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
@@ -160,6 +162,15 @@ def create_model(name: str, num_classes: int = 1000, *, use_sa: bool = True) -> 
     net = SANet(spec.layers, num_classes, spec.width, spec.sa_groups, use_sa)
     net.arch = spec.name  # type: ignore[assignment]
     return net
+
+
+def random_init(name: str, num_classes: int = 1000, *, seed: int = RANDOM_INIT_SEED) -> SANet:
+    """The network ``name`` with seeded random weights, in eval mode: the same weights on
+    every call with one seed (so their compiled cache key repeats), the global RNG untouched.
+    Its predictions mean nothing; it stands in where no checkpoint is given."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return create_model(name, num_classes).eval()
 
 
 def arch_of(net: nn.Module) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -15,24 +16,26 @@ from service.error_handler import install_error_handlers
 from service.lifecycle import Lifecycle
 from service.metrics import Metrics, RequestMetricsMiddleware, request_route
 from service.routes import router
+from service.slots import SlotRing
 from service.v2 import http as v2_http
 from service.v2.grpc_server import GrpcFrontEnd, V2Servicer
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """A new app; models load in the background once the server starts (see /readyz).
+def create_app(settings: Settings, ring: SlotRing, engine_socket: Path) -> FastAPI:
+    """A front end's app: it hands images to the engine at ``engine_socket`` through
+    ``ring``, and is ready once the engine is (see /readyz).
 
     With SANET_GRPC_PORT set, the KServe v2 gRPC server runs in the same event loop: started
     with the app, stopped after the drain.
     """
     metrics = Metrics()
-    lifecycle = Lifecycle(settings, metrics)
+    lifecycle = Lifecycle(settings, metrics, ring, engine_socket)
     api_keys = [k.encode() for k in settings.api_key_values()]
     grpc_front = None
     if settings.grpc_port:
-        grpc_front = GrpcFrontEnd(settings, V2Servicer(lifecycle, metrics, api_keys))
+        grpc_front = GrpcFrontEnd(settings, V2Servicer(lifecycle, api_keys), metrics)
     # Swagger UI and ReDoc assets come from the fastapi-offline package: /docs and /redoc
     # load nothing from outside the machine (/redoc is page.py's, with a same-origin CSP).
     app = FastAPIOffline(
@@ -43,11 +46,8 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         lifespan=_lifespan(lifecycle, grpc_front),
     )
-    app.state.settings = settings
-    app.state.metrics = metrics
     app.state.lifecycle = lifecycle
     app.state.api_keys = api_keys
-    app.state.grpc = grpc_front
     install_error_handlers(app)
     for front_end in (router, v2_http.router, page.router):
         app.include_router(front_end)

@@ -78,6 +78,26 @@ def _default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+def available_cores() -> int:
+    """CPU cores this process may use: its affinity, bounded by a cgroup v2 CPU quota."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cores = min(cores or 1, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores or 1)
+
+
+def gpu_present() -> bool:
+    """An NVIDIA GPU is visible to this host (without initialising CUDA before a fork)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return gpus.is_dir() and any(gpus.iterdir())
+
+
 class Settings(BaseSettings):
     """sanet-serve settings; the field name upper-cased with ``SANET_`` is the variable."""
 
@@ -96,9 +116,11 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="Inference device; auto takes cuda when available."
     )
-    backend: Literal["auto", "eager", "torchscript", "onnxruntime", "openvino"] = Field(
+    backend: Literal["auto", "eager", "torchscript", "onnxruntime", "openvino", "null"] = Field(
         default="auto",
-        description="Compile backend; auto measures the engines on this machine (cpu) once.",
+        description="Compile backend; auto measures the engines on this machine (cpu) once. "
+        "null (benchmarks only) runs no network: every image gets the same uniform vector, so "
+        "a benchmark measures HTTP, decode, crop and the hand-off alone.",
     )
     precision: Literal["fp32", "fp16", "bf16", "int8"] = Field(
         default="fp32",
@@ -116,11 +138,17 @@ class Settings(BaseSettings):
     threads: int | None = Field(
         default=None, ge=1, description="Intra-op threads for inference (unset: torch default)."
     )
+    workers: Literal["auto"] | Annotated[int, Field(ge=1, le=64)] = Field(
+        default="auto",
+        description="Front-end processes (HTTP, gRPC, decode and crop). auto: on a GPU, the "
+        "cores less two (at most 16); on the CPU, one per 8 cores (1 to 4), since inference "
+        "takes the cores there.",
+    )
     preprocess_workers: int = Field(
         default_factory=_default_workers,
         ge=1,
         le=64,
-        description="Threads that decode and preprocess images.",
+        description="Threads of each front end that decode and crop images.",
     )
     cache_dir: Path | None = Field(
         default_factory=default_cache_dir,
@@ -133,7 +161,12 @@ class Settings(BaseSettings):
         le=10_000,
         description="Longest a partial batch waits for company, from its oldest request.",
     )
-    max_queue: int = Field(default=128, ge=1, description="Most images queued per model; then 503.")
+    max_queue: int = Field(
+        default=128,
+        ge=1,
+        description="Most images admitted and waiting on the device, all models together "
+        "(the shared-memory slots are this plus one batch); then 503.",
+    )
     timeout_ms: int = Field(
         default=10_000, ge=1, description="Default request deadline (X-Request-Timeout-Ms wins)."
     )
@@ -249,6 +282,15 @@ class Settings(BaseSettings):
                 f"SANET_MAX_QUEUE={self.max_queue}: lower it or leave it unset"
             )
         return self
+
+    def front_end_count(self) -> int:
+        """``workers``, with ``auto`` resolved from the cores and the device."""
+        if self.workers != "auto":
+            return int(self.workers)
+        cores = available_cores()
+        if self.device == "cuda" or (self.device == "auto" and gpu_present()):
+            return max(1, min(16, cores - 2))
+        return max(1, min(4, cores // 8))
 
     @property
     def default_model(self) -> str:

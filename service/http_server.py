@@ -9,7 +9,11 @@ not 431, and has no header timeout either. So the server is uvicorn's httptools 
 - the request line and headers together at most ``max_header_bytes``: 431 JSON, then close;
 - a request's headers complete within ``header_timeout_s`` of its first byte (of the
   connection's start for the first request): otherwise the connection is closed;
-- at most ``max_connections`` open connections: the next one gets 503 JSON and is closed.
+- at most ``max_connections`` open connections. At the cap, a new connection takes the place
+  of the longest-idle one (no request in progress: an idle keep-alive connection, or one that
+  has sent nothing yet), which is closed, as nginx does; only when every connection is busy
+  is the new one answered 503 JSON and closed. So a flood of idle or silent sockets cannot
+  lock legitimate clients out.
 
 Idle keep-alive connections close after ``keep_alive_timeout_s`` (uvicorn's own timer). The
 limits on bodies (size, read time, what is read after a refusal) are the app's, in
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+from prometheus_client import Gauge
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from service import errors
@@ -52,27 +57,56 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     ``guarded_protocol`` makes, because uvicorn builds protocols from the class alone."""
 
     limits: ConnectionLimits
+    open_gauge: Gauge | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._header_bytes = 0
         self._header_timer: asyncio.TimerHandle | None = None
         self._refused = False
+        #: when this connection last became idle (no request in progress); None while busy
+        self.idle_since: float | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if len(self.connections) > self.limits.max_connections:
-            log.warning("refusing a connection: %d open", len(self.connections))
+        if self.open_gauge is not None:
+            self.open_gauge.inc()
+        self.idle_since = self.loop.time()
+        if len(self.connections) > self.limits.max_connections and not self._evict_idle():
+            log.warning("refusing a connection: %d open, none idle", len(self.connections))
             self._refuse(errors.TooManyConnections())
             return
         self._arm_header_timer()
 
+    def _evict_idle(self) -> bool:
+        """Close the longest-idle other connection to make room; False when none is idle."""
+        idle = [
+            c
+            for c in self.connections
+            if isinstance(c, GuardedHttpToolsProtocol) and c is not self and c.idle_since
+        ]
+        if not idle:
+            return False
+        oldest = min(idle, key=lambda c: c.idle_since or 0.0)
+        oldest.idle_since = None
+        oldest.transport.close()
+        return True
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self.idle_since = self.loop.time()
+
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.open_gauge is not None:
+            self.open_gauge.dec()
+        self.idle_since = None
         self._disarm_header_timer()
         super().connection_lost(exc)
 
     # -- parser callbacks -------------------------------------------------------------------
     def on_message_begin(self) -> None:
+        self.idle_since = None
         self._header_bytes = 0
         self._arm_header_timer()
         super().on_message_begin()
@@ -130,9 +164,13 @@ class _Refused(Exception):
     """Raised from a parser callback to stop parsing after a refusal was sent."""
 
 
-def guarded_protocol(limits: ConnectionLimits) -> type[GuardedHttpToolsProtocol]:
-    """The protocol class uvicorn instantiates per connection, carrying ``limits``."""
-    return type("GuardedHttpTools", (GuardedHttpToolsProtocol,), {"limits": limits})
+def guarded_protocol(
+    limits: ConnectionLimits, open_gauge: Gauge | None = None
+) -> type[GuardedHttpToolsProtocol]:
+    """The protocol class uvicorn instantiates per connection, carrying ``limits`` (and the
+    gauge of open connections)."""
+    attrs = {"limits": limits, "open_gauge": open_gauge}
+    return type("GuardedHttpTools", (GuardedHttpToolsProtocol,), attrs)
 
 
 def server_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Config:
@@ -146,7 +184,7 @@ def server_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Con
         "port": settings.port,
         "workers": 1,
         "loop": "auto",
-        "http": guarded_protocol(ConnectionLimits.of(settings)),
+        "http": guarded_protocol(ConnectionLimits.of(settings), _open_gauge(app)),
         "lifespan": "on",
         "log_config": None,
         "log_level": settings.log_level,
@@ -156,3 +194,8 @@ def server_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Con
         **overrides,
     }
     return uvicorn.Config(app, **options)
+
+
+def _open_gauge(app: Any) -> Gauge | None:
+    life = getattr(getattr(app, "state", None), "lifecycle", None)
+    return life.metrics.open_connections if life is not None else None

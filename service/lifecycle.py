@@ -1,27 +1,27 @@
-"""What the process holds between startup and shutdown, and its phases.
+"""What a front-end process holds between startup and shutdown, and its phases.
 
-starting -> ready -> draining -> stopped (or failed). Models load in a background task so
-/healthz answers and /readyz says 503 while they load; readiness is true only while the
-device's inference worker runs.
+starting -> ready -> draining -> stopped, or failed when the engine failed to start or went
+away. /healthz answers at once; /readyz is 200 only while the engine says it is ready and
+this front end is not draining.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-import time
-from collections.abc import Callable
+import os
 from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
+from pathlib import Path
 
-from service.batcher import Batcher
+from service import wire
 from service.config import Settings
-from service.errors import ModelNotFound, NotReady
-from service.loading import release_free_memory
-from service.memory import LargeDecodeGate, fix_mmap_threshold, malloc_trim
+from service.engine_link import EngineLink
+from service.errors import ModelNotFound, NotReady, Unavailable
+from service.memory import LargeDecodeGate
 from service.metrics import Metrics
-from service.served import Inflight, ServedModel
+from service.served import ServedModel
+from service.slots import SlotRing
 
 log = logging.getLogger(__name__)
 
@@ -34,103 +34,99 @@ class Phase(StrEnum):
     FAILED = "failed"
 
 
-class Lifecycle:
-    """Owns the served models, the device's batcher and the preprocessing pool."""
+class Inflight:
+    """Counts this front end's admitted requests, so a drain can wait for them."""
 
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics) -> None:
+        self.count = 0
+        self.metrics = metrics
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self.metrics.inflight.inc()
+        self._idle.clear()
+
+    def exit(self) -> None:
+        self.count -= 1
+        self.metrics.inflight.dec()
+        if self.count == 0:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+
+class Lifecycle:
+    """One front end: its engine link, the slot ring, the decode pool and its phase."""
+
+    def __init__(
+        self, settings: Settings, metrics: Metrics, ring: SlotRing, engine_socket: Path
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.ring = ring
+        self.pid = os.getpid()
         self.phase = Phase.STARTING
-        self.models: dict[str, ServedModel] = {}  # filled once every model is loaded
-        self.batcher = Batcher(  # one inference thread for the device
-            "sanet-infer",
-            max_batch_size=settings.max_batch_size,
-            max_delay_s=settings.max_delay_ms / 1000,
-            max_queue=settings.max_queue,
-            on_idle=malloc_trim,  # after traffic, freed heap pages go back to the OS
-        )
-        self.inflight = Inflight()
-        metrics.inflight.set_function(lambda: self.inflight.count)  # read at scrape time
-        self.pool = ThreadPoolExecutor(settings.preprocess_workers, "sanet-preprocess")
+        self.models: dict[str, ServedModel] = {}
+        self.link = EngineLink(engine_socket, self._on_state)
+        self.inflight = Inflight(metrics)
+        self.pool = ThreadPoolExecutor(settings.preprocess_workers, "sanet-decode")
         self.decode_gate = LargeDecodeGate(settings.large_image_pixels, settings.max_large_decodes)
-        #: set when the drain begins: body reads still in progress stop (503), so a slow
-        #: upload does not hold the drain
+        #: set when the drain begins: body reads in progress stop (503)
         self.stopping = asyncio.Event()
-        self.on_fatal: Callable[[], None] | None = None  # set by the CLI: exit on failure
-        self._startup: asyncio.Task[None] | None = None
+        self._link_task: asyncio.Task[None] | None = None
 
     @property
     def ready(self) -> bool:
-        return self.phase is Phase.READY and self.batcher.alive
+        return self.phase is Phase.READY and self.link.state.ready
 
     @property
     def dead(self) -> bool:
-        """Liveness fails: startup failed, or the worker died while serving."""
-        return self.phase is Phase.FAILED or (self.phase is Phase.READY and not self.batcher.alive)
+        """Liveness fails: the engine failed to start or went away."""
+        return self.phase is Phase.FAILED
 
-    def model(self, name: str | None) -> ServedModel:
-        """The served model called ``name`` (default: the first). Admission is its business."""
-        name = name or self.settings.default_model
-        served = self.models.get(name)
-        if served is not None:
-            return served
-        names = [m.name for m in self.settings.models]
-        if name in names:
-            raise NotReady()
-        raise ModelNotFound(f"unknown model {name[:64]!r}; served: {', '.join(names)}")
-
-    # -- startup ----------------------------------------------------------------------------
-    def begin_startup(self) -> None:
-        self._startup = asyncio.create_task(self._start(), name="sanet-startup")
-
-    async def _start(self) -> None:
-        t0 = time.perf_counter()
-        loaded: dict[str, ServedModel] = {}
-        try:
-            for spec in self.settings.models:
-                served = ServedModel(
-                    spec,
-                    self.settings,
-                    metrics=self.metrics,
-                    batcher=self.batcher,
-                    pool=self.pool,
-                    inflight=self.inflight,
-                    gate=self.decode_gate,
-                )
-                await _in_daemon_thread(served.load)
-                loaded[served.name] = served
-            await asyncio.to_thread(release_free_memory)
-            fix_mmap_threshold()  # after loading: large buffers of requests are unmapped
-        except Exception:
-            log.critical("startup failed; the service will not become ready", exc_info=True)
-            self.phase = Phase.FAILED
-            if self.on_fatal is not None:
-                self.on_fatal()
-            return
-        self.batcher.start()
-        self.models = loaded
-        if self.phase is Phase.STARTING:
-            self.phase = Phase.READY
-            log.info(
-                "ready: serving %s (startup %.1fs)", ", ".join(loaded), time.perf_counter() - t0
-            )
-        else:  # a drain began while loading
-            self.batcher.close()
-
-    # -- shutdown ---------------------------------------------------------------------------
     @property
     def closing(self) -> bool:
         """Draining or stopped: answers tell clients to close their connection."""
         return self.phase in (Phase.DRAINING, Phase.STOPPED)
 
+    def model(self, name: str | None) -> ServedModel:
+        """The served model called ``name`` (default: the first)."""
+        name = name or self.settings.default_model
+        served = self.models.get(name)
+        if served is not None:
+            if self.phase is Phase.FAILED:
+                raise Unavailable()
+            return served
+        names = [m.name for m in self.settings.models]
+        if name in names:
+            raise Unavailable() if self.phase is Phase.FAILED else NotReady()
+        raise ModelNotFound(f"unknown model {name[:64]!r}; served: {', '.join(names)}")
+
+    # -- the engine's state -----------------------------------------------------------------
+    def begin_startup(self) -> None:
+        self._link_task = asyncio.create_task(self.link.run(), name="sanet-engine-link")
+
+    def _on_state(self, state: wire.State) -> None:
+        for name, described in state.models.items():
+            if name not in self.models:
+                self.models[name] = ServedModel(described, self)
+                self.metrics.export_model(name)
+        if state.failed:
+            self.phase = Phase.FAILED
+        elif state.ready and self.phase is Phase.STARTING:
+            self.phase = Phase.READY
+            log.info("front end %d ready: serving %s", self.pid, ", ".join(self.models))
+
+    # -- shutdown ---------------------------------------------------------------------------
     def begin_drain(self) -> None:
-        """Readiness off and new requests refused, at once. Requests whose body is still
-        arriving are answered 503 (``stopping``); those past it go on to the batcher."""
+        """Readiness off and new requests refused, at once; admitted ones go on."""
         if self.phase in (Phase.READY, Phase.STARTING):
             log.info("draining: refusing new requests, finishing %d in flight", self.inflight.count)
             self.phase = Phase.DRAINING
         self.stopping.set()
-        self.batcher.close()
 
     async def drain(self, timeout: float) -> None:
         """Begin draining and wait (up to ``timeout``) until no admitted request is left."""
@@ -143,41 +139,10 @@ class Lifecycle:
             )
 
     async def shutdown(self) -> None:
-        """Lifespan exit: drain what is left, stop the worker, release the pool."""
+        """Lifespan exit: drain what is left, release the pool and the link."""
         await self.drain(self.settings.drain_timeout_s)
-        if self._startup is not None and not self._startup.done():
-            self._startup.cancel()
-        await asyncio.to_thread(self.batcher.stop, self.settings.drain_timeout_s)
+        if self._link_task is not None:
+            self._link_task.cancel()
         self.pool.shutdown(wait=False, cancel_futures=True)
-        self.phase = Phase.STOPPED
-        log.info("stopped")
-
-
-async def _in_daemon_thread(fn: Callable[[], None]) -> None:
-    """Run blocking ``fn`` in a daemon thread and await it.
-
-    Loading a model (checkpoint, export, warm-up) cannot be interrupted. A daemon thread
-    lets a SIGTERM during startup end the process at once instead of after the load.
-    """
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
-
-    def run() -> None:
-        try:
-            fn()
-        except BaseException as exc:  # handed to the awaiting task, which decides
-            loop.call_soon_threadsafe(_settle, done, exc)
-        else:
-            loop.call_soon_threadsafe(_settle, done, None)
-
-    threading.Thread(target=run, name="sanet-load", daemon=True).start()
-    await done
-
-
-def _settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:
-    if fut.done():
-        return
-    if exc is None:
-        fut.set_result(None)
-    else:
-        fut.set_exception(exc)
+        if self.phase is not Phase.FAILED:
+            self.phase = Phase.STOPPED

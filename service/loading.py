@@ -57,7 +57,9 @@ class Loaded:
 
 
 def load(spec: ModelSpec, settings: Settings) -> Loaded:
-    """Build the network, compile it and run every batch size the batcher can form."""
+    """Build the network and compile it (``warm_up`` runs it before readiness)."""
+    if settings.backend == "null":
+        return _null(spec)
     t0 = time.perf_counter()
     net, weights = _build(spec)
     compiled, report = model.build_engine(
@@ -95,9 +97,20 @@ def load(spec: ModelSpec, settings: Settings) -> Loaded:
         loaded.precision,
         time.perf_counter() - t0,
     )
-    sizes = warm_sizes(loaded.backend, loaded.device, settings.max_batch_size)
-    warm_up(spec.name, loaded.engine, sizes)
     return loaded
+
+
+NULL_CLASSES = 1000
+
+
+def _null(spec: ModelSpec) -> Loaded:
+    """The benchmark-only engine: no network, equal logits for every image."""
+    log.warning("model %s: backend null, NO NETWORK RUNS (benchmarks only)", spec.name)
+
+    def engine(batch: torch.Tensor) -> torch.Tensor:
+        return torch.zeros((batch.shape[0], NULL_CLASSES))
+
+    return Loaded(engine, spec.arch, 0, NULL_CLASSES, Weights("none"), "null", "cpu", "fp32", False)
 
 
 def _build(spec: ModelSpec) -> tuple[torch.nn.Module, Weights]:
@@ -110,11 +123,8 @@ def _build(spec: ModelSpec) -> tuple[torch.nn.Module, Weights]:
             spec.arch,
         )
         # A fixed seed makes random-init weights (and so their compiled cache) repeatable.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RANDOM_INIT_SEED)
-            return model.create_model(spec.arch), Weights("random-init")
-    net = model.load_checkpoint(spec.checkpoint, arch=spec.arch)
-    info: Any = getattr(net, "checkpoint_info")  # noqa: B009 - set by load_checkpoint
+        return model.random_init(spec.arch, seed=RANDOM_INIT_SEED), Weights("random-init")
+    net, info = model.load_checkpoint(spec.checkpoint, arch=spec.arch)
     log.info("model %s: checkpoint %s sha256=%s", spec.name, info.path, info.sha256)
     return net, Weights("checkpoint", str(info.path), str(info.sha256))
 
@@ -139,12 +149,12 @@ def warm_sizes(backend: str, device: str, max_batch_size: int) -> list[int]:
     return sorted({1, max_batch_size})
 
 
-def warm_up(name: str, engine: Engine, sizes: list[int]) -> None:
-    """Run each batch size in ``sizes`` once."""
+def warm_up(name: str, run: Callable[[int], object], sizes: list[int]) -> None:
+    """``run(b)`` once for each batch size ``b`` in ``sizes`` (the serving path itself)."""
     t0 = time.perf_counter()
     for b in sizes:
         with torch.inference_mode():
-            engine(torch.zeros((b, *INPUT_SHAPE)))
+            run(b)
         log.info("model %s: warmed up batch size %d (%d sizes)", name, b, len(sizes))
     log.info("model %s: warm-up done (%.1fs)", name, time.perf_counter() - t0)
 

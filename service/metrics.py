@@ -1,7 +1,15 @@
-"""Prometheus metrics on an app-owned registry (names: README "Metrics"; dashboards use them)."""
+"""Prometheus metrics (names: docs/operations.md; the dashboard, alerts and autoscaler use them).
+
+Every process of the tree records into prometheus-client's multiprocess files (the
+supervisor sets ``PROMETHEUS_MULTIPROC_DIR`` before anything imports the client), and any
+front end's ``/metrics`` answers for all of them: counters and histograms summed across
+processes, gauges by their documented mode (``livesum``: the sum over live processes;
+``max``). Outside the service (unit tests) metrics stay on the object's own registry.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -15,10 +23,9 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
-    ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -54,7 +61,6 @@ class Metrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
-        ProcessCollector(registry=r)
         self.requests = Counter(
             "sanet_requests_total",
             "Classify requests by model, status and protocol (gRPC: the equivalent HTTP status).",
@@ -100,16 +106,30 @@ class Metrics:
         )
         self.busy = BusyTime(registry=r)
         self.queue_depth = Gauge(
-            "sanet_queue_depth", "Images waiting in the batch queue.", ["model"], registry=r
+            "sanet_queue_depth",
+            "Images waiting in the batch queue.",
+            ["model"],
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.queue_saturation = Gauge(
             "sanet_queue_saturation",
-            "Queue depth over max queue (0..1): per-pod load.",
+            "Queue depth over the slot count (0..1): per-pod load.",
             ["model"],
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.inflight = Gauge(
-            "sanet_inflight_requests", "Requests admitted and not yet answered.", registry=r
+            "sanet_inflight_requests",
+            "Requests admitted and not yet answered (all front ends).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.open_connections = Gauge(
+            "sanet_open_connections",
+            "HTTP connections open (all front ends).",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.rejected = Counter(
             "sanet_rejected_total", "Requests shed, by reason.", ["model", "reason"], registry=r
@@ -119,14 +139,18 @@ class Metrics:
             "Constant 1 per served model; labels describe it.",
             ["model", "arch", "weights", "device", "precision", "backend"],
             registry=r,
+            multiprocess_mode="max",
         )
 
-    def watch_model(self, model: str, depth: Callable[[], int], max_queue: int) -> None:
-        """Sample a model's queue at scrape time (no bookkeeping on the hot path)."""
-        self.queue_depth.labels(model=model).set_function(lambda: float(depth()))
-        self.queue_saturation.labels(model=model).set_function(lambda: depth() / max_queue)
+    def set_queue(self, model: str, depth: int, capacity: int) -> None:
+        """The engine's view of one model's queue (updated every engine tick)."""
+        self.queue_depth.labels(model=model).set(depth)
+        self.queue_saturation.labels(model=model).set(depth / capacity)
+
+    def export_model(self, model: str) -> None:
+        """Zeros from the start for a served model's request-side series (front ends)."""
         for reason in REJECT_REASONS:
-            self.rejected.labels(model=model, reason=reason)  # export zeros from the start
+            self.rejected.labels(model=model, reason=reason)
 
     def publish_model(self, model: str, labels: dict[str, str]) -> None:
         self.model_info.labels(model=model, **labels).set(1)
@@ -144,31 +168,39 @@ class Metrics:
         if model != NO_MODEL:
             self.request_duration.labels(model=model, protocol=protocol).observe(seconds)
 
-    def render(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+    def render(self, *extra: Collector) -> tuple[bytes, str]:
+        """The exposition: every process's metrics (multiprocess mode) and ``extra``."""
+        if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        for collector in extra:
+            registry.register(collector)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
-class BusyTime(Collector):
+class BusyTime:
     """``sanet_inference_busy_seconds_total{model,device}``: seconds spent executing batches.
 
     Its rate() is the inference worker's utilisation (0..1, summed over the models of the
-    device), the autoscaling signal (README "Kubernetes"). A batch in progress counts up to
-    the moment of the scrape, so the rate is exact between any two scrapes even when one
-    batch lasts about as long as a scrape interval (a counter bumped at the end of each batch
-    would jump by whole batches).
+    device), the autoscaling signal (docs/operations.md). A batch in progress is counted as
+    it runs: ``flush`` (called by the engine every ``TICK_S`` and at the end of each batch)
+    adds the time since the last flush, so the rate is right between any two scrapes even
+    when one batch lasts about as long as a scrape interval.
     """
 
-    NAME = "sanet_inference_busy_seconds"
-
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.counter = Counter(
+            "sanet_inference_busy_seconds",
+            "Seconds the inference worker spent executing batches.",
+            ["model", "device"],
+            registry=registry,
+        )
         self._lock = threading.Lock()
-        self._done: dict[tuple[str, str], float] = {}
         self._since: dict[tuple[str, str], float] = {}
-        registry.register(self)
 
     def export(self, model: str, device: str) -> None:
-        with self._lock:
-            self._done.setdefault((model, device), 0.0)
+        self.counter.labels(model=model, device=device)
 
     @contextmanager
     def timing(self, model: str, device: str) -> Iterator[Callable[[], float]]:
@@ -181,26 +213,19 @@ class BusyTime(Collector):
             yield lambda: elapsed
         finally:
             with self._lock:
-                elapsed = time.perf_counter() - self._since.pop(key)
-                self._done[key] = self._done.get(key, 0.0) + elapsed
+                now = time.perf_counter()
+                self.counter.labels(*key).inc(now - self._since.pop(key))
+                elapsed = now - start
 
-    def describe(self) -> Iterator[Metric]:
-        yield CounterMetricFamily(self.NAME, self.__doc__ or "", labels=["model", "device"])
-
-    def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(
-            self.NAME, "Seconds the inference worker spent executing batches.",
-            labels=["model", "device"],
-        )  # fmt: skip
+    def flush(self) -> None:
+        """Add the running batches' time so far (they go on counting from now)."""
         now = time.perf_counter()
         with self._lock:
-            for key, done in self._done.items():
-                running = now - self._since[key] if key in self._since else 0.0
-                family.add_metric(list(key), done + running)
-        yield family
+            for key, since in self._since.items():
+                self.counter.labels(*key).inc(now - since)
+                self._since[key] = now
 
 
-ModelOf = Callable[[Scope], str]
 #: (protocol, model) of a request that is counted, None for one that is not
 RouteOf = Callable[[Scope], tuple[str, str] | None]
 

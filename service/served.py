@@ -1,60 +1,41 @@
-"""One served model: decode -> batched predict -> encode, behind one admission.
+"""One served model as a front end sees it: admit, read, decode into slots, ask the engine.
 
-Front ends (``/classify``, and any other protocol) parse their request into encoded images or
-tensors, then:
+A request is one :class:`Job` from admission to answer:
 
-    with served.admit(deadline) as admission:      # 503/504 here, before any work
-        ...read the body, split it into images...
-        result = await served.classify(admission, images, top_k=5)
+    with served.admit(deadline) as job:            # a slot reserved, or 503/504 at once
+        images = await served.read_images(job, request)
+        result = await job.classify(images, top_k=5, disconnect=...)
 
-and render ``result``. Rejections are counted here (``sanet_rejected_total``), model-level
-timings too; the batch itself runs in ``run_batch`` on the device's inference thread.
+and the route renders ``result``. The job holds the request's slots in the shared ring
+(``service/slots.py``) and gives them back when the block ends, whatever happened. Every
+rejection of a request of this model is counted here once (``sanet_rejected_total``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
+from starlette.requests import Request
 
-import model
-from model.postprocess import Prediction, labels_for, probabilities, top_k
-from model.preprocess import PixelGate
-from service import loading
-from service.batcher import Batcher, Reservation, Ticket
-from service.config import ModelSpec, Settings
-from service.errors import InvalidParameter, ServiceError
-from service.metrics import Metrics
+from model.postprocess import Prediction, labels_for, top_k
+from model.preprocess import crop
+from service import bodies, errors, wire
+from service.slots import F32_SLOTS
+
+if TYPE_CHECKING:
+    from service.lifecycle import Lifecycle
 
 Disconnect = Callable[[], Awaitable[None]]
-
-
-class Inflight:
-    """Counts admitted requests (not refused ones, not idle sockets), so a drain can wait."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    def enter(self) -> None:
-        self.count += 1
-        self._idle.clear()
-
-    def exit(self) -> None:
-        self.count -= 1
-        if self.count == 0:
-            self._idle.set()
-
-    async def wait_idle(self) -> None:
-        await self._idle.wait()
+#: how long past its deadline a front end waits for the engine's own verdict on a request
+#: (the engine answers 504 at the deadline itself unless it is stalled)
+ENGINE_GRACE_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -72,230 +53,176 @@ class Classification:
     timing_ms: dict[str, float]
 
 
-@dataclass(eq=False)
-class Admission:
-    """An admitted request: the queue room it holds, its deadline and arrival time."""
-
-    reservation: Reservation
-    started: float
-    batcher: Batcher = field(repr=False)
-
-    @property
-    def deadline(self) -> float:
-        return self.reservation.deadline
-
-    def resize(self, n: int) -> None:
-        """Hold room for exactly ``n`` images (503 when the queue cannot take them)."""
-        self.batcher.resize(self.reservation, n)
-
-    def tighten(self, deadline: float) -> None:
-        """Bring the deadline forward: for protocols whose timeout is inside the body."""
-        self.reservation.deadline = min(self.reservation.deadline, deadline)
-
-
 class ServedModel:
-    """A compiled model, its queue on the device's batcher, its labels and input size."""
+    """A model the engine serves, as described by the engine, and its request path."""
 
-    def __init__(
-        self,
-        spec: ModelSpec,
-        settings: Settings,
-        *,
-        metrics: Metrics,
-        batcher: Batcher,
-        pool: Executor,
-        inflight: Inflight,
-        gate: PixelGate | None = None,
-    ) -> None:
-        self.name = spec.name
-        self.gate: PixelGate = gate or (lambda _pixels: contextlib.nullcontext())
-        self.spec = spec
-        self.settings = settings
-        self.metrics = metrics
-        self.batcher = batcher
-        self.pool = pool
-        self.inflight = inflight
-        self.input_shape = loading.INPUT_SHAPE
-        self.loaded: loading.Loaded | None = None
-        self.engine: loading.Engine = _not_loaded
-        self.labels: tuple[str, ...] = ()
-
-    # -- startup (blocking, in the startup thread) -----------------------------------------
-    def load(self) -> None:
-        self.loaded = loading.load(self.spec, self.settings)
-        self.engine = self.loaded.engine
-        self.labels = labels_for(self.loaded.num_classes)
-        self.batcher.add_model(self.name, self.run_batch)
-        self.metrics.watch_model(self.name, lambda: self.depth, self.settings.max_queue)
-        self.metrics.publish_model(self.name, self.describe_labels())
+    def __init__(self, described: dict[str, Any], life: Lifecycle) -> None:
+        self.name: str = described["name"]
+        self.described = described
+        self.life = life
+        self.settings = life.settings
+        self.input_shape = tuple(described["input_size"])
+        self.labels = labels_for(int(described["num_classes"]))
 
     @property
     def num_classes(self) -> int:
         return len(self.labels)
 
-    @property
-    def depth(self) -> int:
-        return self.batcher.depth(self.name)
+    def describe(self) -> dict[str, Any]:
+        """The /v1/models entry (the engine's)."""
+        return self.described
 
-    # -- the request path -------------------------------------------------------------------
     @contextmanager
-    def admit(self, deadline: float, started: float | None = None) -> Iterator[Admission]:
-        """Admit one request (room for one image; ``resize`` for more), or raise why not.
-
-        Every rejection of a request of this model, whatever raised it inside the block, is
-        counted here once.
-        """
+    def admit(self, deadline: float, started: float | None = None) -> Iterator[Job]:
+        """Admit one request: one slot reserved now (``Job.grow`` for more), or raise why not."""
+        life = self.life
+        job = Job(self, deadline, started or time.monotonic())
         try:
-            reservation = self.batcher.reserve(self.name, 1, deadline)
-            self.inflight.enter()
+            if life.closing:
+                raise errors.Draining()
+            if deadline <= time.monotonic():
+                raise errors.DeadlineExceeded()
+            job.grow(1)
+            life.inflight.enter()
             try:
-                yield Admission(reservation, started or time.monotonic(), self.batcher)
+                yield job
             finally:
-                self.batcher.release(reservation)
-                self.inflight.exit()
-        except ServiceError as err:
+                job.end()
+                life.inflight.exit()
+        except errors.ServiceError as err:
             if err.reject_reason:
-                self.metrics.rejected.labels(model=self.name, reason=err.reject_reason).inc()
+                life.metrics.rejected.labels(model=self.name, reason=err.reject_reason).inc()
             raise
 
+    async def read_images(self, job: Job, request: Request) -> list[bytes]:
+        """The request's encoded images: its body read (bounded), then split by media type."""
+        ctype, params = bodies.media_type(request)
+        s, life = self.settings, self.life
+        job.check_deadline()
+        body = await bodies.read_body(request, s.max_body_bytes, job.deadline, life.stopping)
+        return await asyncio.get_running_loop().run_in_executor(
+            life.pool, bodies.split_images, ctype, params, body, s.max_images_per_request
+        )
+
+
+@dataclass(eq=False)
+class Job:
+    """One admitted request: its slots, deadline, engine request and timings."""
+
+    served: ServedModel
+    deadline: float
+    started: float
+    slots: list[int] = field(default_factory=list)
+    rid: int | None = None
+    preprocess_s: float = 0.0
+
+    def grow(self, n: int) -> None:
+        """Hold ``n`` slots in all (503 when the ring has too few free)."""
+        ring = self.served.life.ring
+        if n > len(self.slots):
+            self.slots += ring.reserve(n - len(self.slots), self.served.life.pid)
+
+    def tighten(self, deadline: float) -> None:
+        """Bring the deadline forward: for protocols whose timeout is inside the body."""
+        self.deadline = min(self.deadline, deadline)
+
+    def end(self) -> None:
+        """Give the slots back; the engine drops anything of this request still queued."""
+        if self.rid is not None:
+            self.served.life.link.cancel(self.rid)
+        self.served.life.ring.free(self.slots)
+        self.slots = []
+
+    def check_deadline(self) -> None:
+        if time.monotonic() >= self.deadline:
+            raise errors.DeadlineExceeded()
+
     async def classify(
-        self,
-        admission: Admission,
-        images: Sequence[bytes],
-        *,
-        top_k: int,
-        disconnect: Disconnect | None = None,
+        self, images: Sequence[bytes], *, top_k: int, disconnect: Disconnect | None = None
     ) -> Classification:
-        """Decode, preprocess and classify encoded images, answered in order."""
-        admission.resize(len(images))
+        """Decode each image into a slot, have the engine classify them; answered in order."""
+        self.grow(len(images))
+        self.check_deadline()
+        life = self.served.life
         loop = asyncio.get_running_loop()
         t0 = time.monotonic()
-        tensors = await asyncio.gather(
-            *(loop.run_in_executor(self.pool, self._decode, blob) for blob in images)
+        await asyncio.gather(
+            *(
+                loop.run_in_executor(life.pool, self._decode, blob, slot)
+                for blob, slot in zip(images, self.slots, strict=False)
+            )
         )
-        return await self._predict(admission, tensors, top_k, disconnect, time.monotonic() - t0)
+        self.preprocess_s = time.monotonic() - t0
+        return await self._run([(s,) for s in self.slots[: len(images)]], top_k, disconnect)
 
     async def predict(
-        self,
-        admission: Admission,
-        tensors: Sequence[torch.Tensor],
-        *,
-        top_k: int,
-        disconnect: Disconnect | None = None,
+        self, arrays: Sequence[np.ndarray], *, top_k: int, disconnect: Disconnect | None = None
     ) -> Classification:
-        """Classify already-preprocessed ``(3, H, W)`` tensors of this model's input size."""
-        for i, t in enumerate(tensors):
-            if tuple(t.shape) != self.input_shape:
-                raise InvalidParameter(f"input {i} has shape {list(t.shape)}")
-        admission.resize(len(tensors))
-        return await self._predict(admission, tensors, top_k, disconnect, 0.0)
+        """Classify float32 ``(3, 224, 224)`` inputs, already normalised by the client."""
+        for i, a in enumerate(arrays):
+            if tuple(a.shape) != self.served.input_shape:
+                raise errors.InvalidParameter(f"input {i} has shape {list(a.shape)}")
+        self.grow(F32_SLOTS * len(arrays))
+        ring = self.served.life.ring
+        groups = [
+            tuple(self.slots[i * F32_SLOTS : (i + 1) * F32_SLOTS]) for i in range(len(arrays))
+        ]
+        for group, array in zip(groups, arrays, strict=True):
+            ring.put_f32(group, array)
+        return await self._run(groups, top_k, disconnect)
 
-    def _decode(self, blob: bytes) -> torch.Tensor:
+    def _decode(self, blob: bytes, slot: int) -> None:
+        life = self.served.life
+        s = life.settings
         t0 = time.perf_counter()
         try:
-            return model.preprocess(
+            crop(
                 blob,
-                max_pixels=self.settings.max_pixels,
-                gate=self.gate,
-                jpeg_draft=self.settings.jpeg_draft,
+                max_pixels=s.max_pixels,
+                gate=life.decode_gate,
+                jpeg_draft=s.jpeg_draft,
+                out=life.ring.crop(slot),
             )
         finally:
-            self.metrics.preprocess.observe(time.perf_counter() - t0)
+            life.metrics.preprocess.observe(time.perf_counter() - t0)
 
-    async def _predict(
-        self,
-        admission: Admission,
-        tensors: Sequence[torch.Tensor],
-        k: int,
-        disconnect: Disconnect | None,
-        preprocess_s: float,
+    async def _run(
+        self, images: list[tuple[int, ...]], k: int, disconnect: Disconnect | None
     ) -> Classification:
-        ticket = self.batcher.submit(admission.reservation, tensors)
-        probs = await self._wait(ticket, disconnect)
-        queue_s = (ticket.started_at or ticket.enqueued_at) - ticket.enqueued_at
-        self.metrics.queue_wait.labels(model=self.name).observe(queue_s)
-        results = [ImageScores(p, top_k(p, k, self.labels)) for p in probs]
-        return Classification(self.name, results, _timing(admission, ticket, preprocess_s))
+        self.check_deadline()
+        link = self.served.life.link
+        self.rid, fut = link.submit(self.served.name, images, self.deadline)
+        answer = await self._wait(fut, disconnect)
+        self.rid = None  # answered: nothing to cancel
+        probs = torch.from_numpy(
+            np.frombuffer(answer.probabilities, dtype=np.float32).reshape(len(images), -1).copy()
+        )
+        labels = self.served.labels
+        results = [ImageScores(p, top_k(p, k, labels)) for p in probs]
+        return Classification(self.served.name, results, self._timing(answer))
 
-    async def _wait(self, ticket: Ticket, disconnect: Disconnect | None) -> list[Any]:
-        """The ticket's results; if the client goes away first, its work is dropped."""
-        if disconnect is None:
-            return await ticket.future
-        watch: asyncio.Future[Any] = asyncio.ensure_future(disconnect())
+    async def _wait(
+        self, fut: asyncio.Future[wire.Answer], disconnect: Disconnect | None
+    ) -> wire.Answer:
+        """The engine's answer; the client going away or a stalled engine end the wait."""
+        watch = asyncio.ensure_future(disconnect()) if disconnect is not None else None
+        waiters: set[asyncio.Future[Any]] = {fut} | ({watch} if watch else set())
+        timeout = max(0.0, self.deadline + ENGINE_GRACE_S - time.monotonic())
         try:
-            waiters: set[asyncio.Future[Any]] = {ticket.future, watch}
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            if not ticket.future.done():
-                self.batcher.cancel(ticket)
-            return await ticket.future
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            watch.cancel()
+            if watch is not None:
+                watch.cancel()
+        if fut.done():
+            return fut.result()
+        if watch is not None and watch.done():
+            raise errors.ClientClosed()
+        raise errors.DeadlineExceeded()
 
-    # -- the batch (inference thread) --------------------------------------------------------
-    def run_batch(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
-        """The batcher's infer_fn: a list of (3,224,224) tensors -> one probability row each."""
-        busy = self.metrics.busy.timing(self.name, self._info().device)
-        with busy as seconds, torch.inference_mode():
-            # the CUDA engine returns host tensors, so this wall time is device busy time
-            probs = probabilities(self.engine(torch.stack(images)))
-        self.metrics.observe_batch(self.name, len(images), seconds())
-        return list(probs.unbind(0))
-
-    # -- what it reports --------------------------------------------------------------------
-    def describe(self) -> dict[str, Any]:
-        """The /v1/models entry."""
-        s, info = self.settings, self._info()
+    def _timing(self, answer: wire.Answer) -> dict[str, float]:
         return {
-            "name": self.name,
-            "arch": info.arch,
-            "default": self.name == s.default_model,
-            "parameters": info.parameters,
-            "num_classes": info.num_classes,
-            "weights": {
-                "source": info.weights.source,
-                "path": info.weights.path,
-                "sha256": info.weights.sha256,
-            },
-            "device": info.device,
-            "precision": info.precision,
-            "backend": info.backend,
-            "fused_sa": info.fused_sa,
-            "engine": info.engine_report,
-            "batching": {
-                "max_batch_size": s.max_batch_size,
-                "max_delay_ms": s.max_delay_ms,
-                "max_queue": s.max_queue,
-            },
-            "input_size": list(self.input_shape),
+            "preprocess": round(self.preprocess_s * 1000, 3),
+            "queue": round(answer.queue_s * 1000, 3),
+            "inference": round(answer.inference_s * 1000, 3),
+            "total": round((time.monotonic() - self.started) * 1000, 3),
         }
-
-    def describe_labels(self) -> dict[str, str]:
-        """The labels of sanet_model_info."""
-        info = self._info()
-        return {
-            "arch": info.arch,
-            "weights": info.weights.label,
-            "device": info.device,
-            "precision": info.precision,
-            "backend": info.backend,
-        }
-
-    def _info(self) -> loading.Loaded:
-        if self.loaded is None:
-            raise RuntimeError(f"model {self.name} is not loaded")
-        return self.loaded
-
-
-def _timing(admission: Admission, ticket: Ticket, preprocess_s: float) -> dict[str, float]:
-    started = ticket.started_at or ticket.enqueued_at
-    finished = ticket.finished_at or time.monotonic()
-    return {
-        "preprocess": round(preprocess_s * 1000, 3),
-        "queue": round((started - ticket.enqueued_at) * 1000, 3),
-        "inference": round((finished - started) * 1000, 3),
-        "total": round((time.monotonic() - admission.started) * 1000, 3),
-    }
-
-
-def _not_loaded(_x: torch.Tensor) -> torch.Tensor:
-    raise RuntimeError("the model is not loaded")

@@ -1,25 +1,26 @@
-"""The real app over real HTTP, and a gate to hold its inference worker.
+"""The real service over real HTTP: ``sanet-serve`` spawned as its whole process tree.
 
-``Running`` is ``create_app(settings)`` under uvicorn in a thread (``servers.InThread``);
-the tiny SA-ResNet it serves comes from ``checkpoints.separating_tiny_checkpoint``.
+``Running`` starts the supervisor with the settings as ``SANET_*`` variables and waits for
+/readyz; the tiny SA-ResNet it serves comes from ``checkpoints.separating_tiny_checkpoint``.
+``running.hold_engine()`` stops the engine process (SIGSTOP) so that requests pile up the way
+they do behind a slow batch; ``release()`` lets it go on (SIGCONT).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+import os
+import signal
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
 
-import torch
-
-from service.app import create_app
 from service.config import Settings
-from service.http_server import server_config
+from service.tree_metrics import read_process, tree_pids
 from testing.metrics import read_metric
-from testing.servers import InThread
-
-if TYPE_CHECKING:
-    from service.lifecycle import Lifecycle
+from testing.servers import Spawned, sanet_serve_command
+from testing.waiting import poll
 
 ARCH = "sanet_tiny"
 BASE_SETTINGS: dict[str, Any] = {
@@ -33,73 +34,80 @@ BASE_SETTINGS: dict[str, Any] = {
     "max_pixels": 4_000_000,
     "preprocess_workers": 2,
     "drain_timeout_s": 5,
+    "workers": 2,
     "grpc_port": 0,  # tests that speak gRPC give a free port
 }
 
 
-class Running(InThread):
-    """A started app: its URL, settings, lifecycle (for fault injection) and an httpx client."""
+def settings_env(opts: dict[str, Any]) -> dict[str, str]:
+    """``SANET_*`` variables for settings given as keyword values."""
+    env = {}
+    for key, value in opts.items():
+        text = ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+        env[f"SANET_{key.upper()}"] = text
+    return env
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        app = create_app(settings)
-        super().__init__(
-            app,
-            failed=self._start_failed,
-            config=lambda app, **options: server_config(app, settings, **options),
-        )
 
-    @property
-    def life(self) -> Lifecycle:
-        """The app's lifecycle: ``.phase``, ``.begin_drain()``, ``.models[name]``."""
-        life: Lifecycle = self.app.state.lifecycle
-        return life
+class Running(Spawned):
+    """A started service tree: URL, settings, an httpx client, and its processes."""
 
-    def _start_failed(self) -> bool:
-        life = getattr(self.app.state, "lifecycle", None)
-        return life is not None and life.phase.value == "failed"
-
-    def served(self, name: str = ARCH) -> Any:
-        """The ``ServedModel`` called ``name`` (its ``.engine`` may be swapped by a test)."""
-        return self.life.models[name]
+    def __init__(self, opts: dict[str, Any]) -> None:
+        self.settings = Settings(**opts)
+        self._logs = Path(tempfile.mkdtemp(prefix="sanet-test-"))
+        env = settings_env({k: v for k, v in opts.items() if k not in ("host", "port")})
+        env.setdefault("SANET_CACHE_DIR", str(self._logs / "cache"))
+        super().__init__(sanet_serve_command(), self._logs / "server.log", env)
 
     def metric(self, name: str, **labels: str) -> float:
         """One sample of /metrics (0.0 when absent)."""
         return read_metric(self.client, name, **labels)
 
-    def start(self, ready_within: float = 60) -> Running:
-        super().start(ready_within)
+    def process(self, name: str) -> int:
+        """The pid of the tree's process called ``name`` (``sanet-engine``, ``sanet-front-0``)."""
+        for pid in tree_pids(self.popen.pid):
+            found = read_process(pid)
+            if found is not None and found[0] == name:
+                return pid
+        raise LookupError(f"no process {name} under {self.popen.pid}:\n{self.tail()}")
+
+    @contextmanager
+    def engine_held(self) -> Iterator[EngineHold]:
+        """The engine stopped for the block (let go early with ``release()``)."""
+        hold = EngineHold(self.process("sanet-engine"))
+        try:
+            yield hold
+        finally:
+            hold.release()
+
+    def wait_slots(self, n: int, timeout: float = 30) -> None:
+        """Until ``n`` shared-memory slots are held (admitted images)."""
+        poll(lambda: self.metric("sanet_slots_used") == n, timeout, f"{n} slots held")
+
+    def start(self, ready_within: float = 120) -> Running:
+        self.wait_ready(ready_within)
         return self
 
     def __enter__(self) -> Running:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop(5)
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
-class Gate:
-    """Wraps a model engine so a test can hold the inference worker inside a batch."""
+class EngineHold:
+    """The engine process stopped with SIGSTOP until ``release()``."""
 
-    def __init__(self, inner: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        self.inner = inner
-        self.open = threading.Event()
-        self.open.set()
-        self.entered = threading.Event()
-        self.batches: list[int] = []
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.held = True
+        os.kill(pid, signal.SIGSTOP)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        self.batches.append(x.shape[0])
-        self.entered.set()
-        assert self.open.wait(30), "the gate was never opened"
-        return self.inner(x)
-
-    def hold(self) -> None:
-        """Close the gate: the next batch enters (``entered`` is set) and waits there."""
-        self.entered.clear()
-        self.open.clear()
-
-
-def gate(running: Running, name: str = ARCH) -> Gate:
-    """Put a ``Gate`` in front of the engine of model ``name``; it starts open."""
-    served = running.served(name)
-    g = Gate(served.engine)
-    served.engine = g
-    return g
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            with suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGCONT)

@@ -1,7 +1,7 @@
 """Random SA-ResNets and checkpoint files, each writer named for what it writes.
 
 Weights cannot be downloaded here, so tests build checkpoints in the authors' released layout
-(README "The network") from random weights.
+(docs/model.md "The network") from random weights.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A stand-in of sanet-serve for testing the load generator (bench.load).
+"""A stand-in of sanet-serve for testing the load generator (bench.http.load).
 
 The unit under test is the generator, so this small FastAPI app only speaks the service's
 contract: it parses every body (raw JPEG, multipart ``file`` parts, base64 JSON), answers 400

@@ -1,23 +1,24 @@
 """Test-wide settings: the thread count the benchmarks and the service use, the tier
-markers, and the app fixtures the in-process tiers share (``checkpoint``, ``serve``). Each
-tier is a directory; every test in it carries the tier's marker, so ``pytest -m unit`` (or
-api, browser, faults, lifecycle, deploy, cuda) selects one tier.
+markers, and the app fixtures the in-process tiers share (``checkpoint``, ``serve``, from
+``testing.fixtures``). Each tier is a directory; every test in it carries the tier's marker,
+so ``pytest -m unit`` (or api, browser, faults, lifecycle, deploy, cuda) selects one tier.
+The tests of the benchmark tools are ``bench/tests`` (tier ``bench``). An ``async def`` test
+runs in a fresh event loop of its own (``pytest_pyfunc_call`` below).
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
 
-from service.config import Settings
-from testing.app import ARCH, BASE_SETTINGS, Running
-from testing.checkpoints import separating_tiny_checkpoint
+from testing.fixtures import checkpoint, serve
+
+__all__ = ["checkpoint", "serve"]  # the fixtures every tier shares (testing.fixtures)
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
@@ -29,25 +30,20 @@ TIERS = frozenset({"unit", "api", "browser", "faults", "lifecycle", "deploy", "c
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test with the tier of its directory (before ``-m`` deselects)."""
     for item in items:
-        parts = item.path.resolve().relative_to(TESTS).parts
+        path = item.path.resolve()
+        if not path.is_relative_to(TESTS):
+            continue  # bench/tests marks its own
+        parts = path.relative_to(TESTS).parts
         if len(parts) > 1 and parts[0] in TIERS:
             item.add_marker(parts[0])
 
 
-@pytest.fixture(scope="session")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny SA-ResNet in the authors' layout, written once per session."""
-    return separating_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "sa_tiny.pth.tar")
-
-
-@pytest.fixture(scope="session")
-def serve(checkpoint: Path) -> Callable[..., Any]:
-    """``with serve(**overrides) as running:`` a fresh app on its own port."""
-
-    @contextmanager
-    def _serve(**overrides: Any) -> Iterator[Running]:
-        opts = {**BASE_SETTINGS, "models": f"{ARCH}={checkpoint}", **overrides}
-        with Running(Settings(**opts)) as running:
-            yield running
-
-    return _serve
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run an ``async def`` test to completion in a new event loop (``asyncio.run``)."""
+    test = pyfuncitem.obj
+    if not inspect.iscoroutinefunction(test):
+        return None
+    names = inspect.signature(test).parameters
+    asyncio.run(test(**{name: pyfuncitem.funcargs[name] for name in names}))
+    return True

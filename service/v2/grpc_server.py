@@ -23,10 +23,11 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from service.config import Settings
+from service.deps import check_api_key
 from service.error_handler import grpc_status, to_service_error
+from service.errors import ServiceError
 from service.lifecycle import Lifecycle
 from service.metrics import NO_MODEL, Metrics
-from service.routes import check_api_key
 from service.v2 import protocol
 from service.v2.tensors import InferRequest, InputTensor, OutputTensor, RequestedOutput
 
@@ -35,11 +36,11 @@ PROTOCOL = "v2_grpc"
 
 
 class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):
-    """The six v2 RPCs over the lifecycle's served models."""
+    """The six v2 RPCs over the lifecycle's served models; errors raise, and the
+    ``ErrorsAndMetrics`` interceptor turns them into gRPC statuses."""
 
-    def __init__(self, life: Lifecycle, metrics: Metrics, api_keys: list[bytes]) -> None:
+    def __init__(self, life: Lifecycle, api_keys: list[bytes]) -> None:
         self.life = life
-        self.metrics = metrics
         self.api_keys = api_keys
 
     async def ServerLive(self, request: Any, context: Any) -> Any:
@@ -52,23 +53,20 @@ class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ServerMetadataResponse(**protocol.server_metadata())
 
     async def ModelReady(self, request: Any, context: Any) -> Any:
+        self._auth(context)
+        protocol.check_version(request.name, request.version)
         try:
-            self._auth(context)
-            protocol.check_version(request.name, request.version)
             self.life.model(request.name)
-        except Exception as exc:
-            if to_service_error(exc).status_code != 503:  # loading: just "not ready"
-                await _abort(context, exc)
+        except ServiceError as exc:
+            if exc.status_code != 503:  # loading: just "not ready"
+                raise
             return pb.ModelReadyResponse(ready=False)
         return pb.ModelReadyResponse(ready=self.life.ready)
 
     async def ModelMetadata(self, request: Any, context: Any) -> Any:
-        try:
-            self._auth(context)
-            protocol.check_version(request.name, request.version)
-            meta = protocol.model_metadata(self.life.model(request.name))
-        except Exception as exc:
-            await _abort(context, exc)
+        self._auth(context)
+        protocol.check_version(request.name, request.version)
+        meta = protocol.model_metadata(self.life.model(request.name))
         return pb.ModelMetadataResponse(
             name=meta["name"],
             versions=meta["versions"],
@@ -79,23 +77,6 @@ class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelInfer(self, request: Any, context: Any) -> Any:
         start = time.monotonic()
-        status = 500
-        try:
-            response = await self._infer(request, context, start)
-            status = 200
-            return response
-        except asyncio.CancelledError:
-            status = 499
-            raise
-        except Exception as exc:
-            status = to_service_error(exc).status_code
-            await _abort(context, exc)
-        finally:
-            name = request.model_name
-            label = name if name in self.life.models else NO_MODEL
-            self.metrics.observe_request(label, status, PROTOCOL, time.monotonic() - start)
-
-    async def _infer(self, request: Any, context: Any, start: float) -> Any:
         self._auth(context)
         protocol.check_version(request.model_name, request.model_version)
         served = self.life.model(request.model_name)
@@ -103,10 +84,10 @@ class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):
         budget = self.life.settings.timeout_ms / 1000
         if remaining is not None:
             budget = min(budget, remaining)
-        with served.admit(start + budget, start) as admission:
+        with served.admit(start + budget, start) as job:
             req = parse_infer(request)
-            admission.tighten(protocol.deadline_of(req, start, budget))
-            outputs = await protocol.infer(served, admission, req)
+            job.tighten(protocol.deadline_of(req, start, budget))
+            outputs = await protocol.infer(served, job, req)
         return render_infer(served.name, req.id, outputs)
 
     def _auth(self, context: Any) -> None:
@@ -114,6 +95,48 @@ class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):
             return
         meta = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         check_api_key(self.api_keys, meta.get("authorization", ""), meta.get("x-api-key"))
+
+
+class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
+    """Every RPC: a raised error becomes its gRPC status (``error_handler.grpc_status``);
+    ModelInfer is counted in the request metrics, as the HTTP middleware counts /classify."""
+
+    def __init__(self, life: Lifecycle, metrics: Metrics) -> None:
+        self.life = life
+        self.metrics = metrics
+
+    async def intercept_service(self, continuation: Any, details: Any) -> Any:
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        infer = details.method.endswith("/ModelInfer")
+        inner = handler.unary_unary
+
+        async def guarded(request: Any, context: Any) -> Any:
+            start, status = time.monotonic(), 500
+            try:
+                response = await inner(request, context)
+                status = 200
+                return response
+            except asyncio.CancelledError:
+                status = 499
+                raise
+            except Exception as exc:
+                status = to_service_error(exc).status_code
+                await _abort(context, exc)
+            finally:
+                if infer:
+                    self._count(request.model_name, status, time.monotonic() - start)
+
+        return grpc.unary_unary_rpc_method_handler(
+            guarded,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _count(self, name: str, status: int, seconds: float) -> None:
+        label = name if name in self.life.models else NO_MODEL
+        self.metrics.observe_request(label, status, PROTOCOL, seconds)
 
 
 async def _abort(context: Any, exc: BaseException) -> None:
@@ -168,17 +191,20 @@ def render_infer(model: str, request_id: str, outputs: list[OutputTensor]) -> An
 class GrpcFrontEnd:
     """The grpc.aio server on SANET_GRPC_PORT, started and stopped by the app's lifespan."""
 
-    def __init__(self, settings: Settings, servicer: V2Servicer) -> None:
+    def __init__(self, settings: Settings, servicer: V2Servicer, metrics: Metrics) -> None:
         self.settings = settings
         self.servicer = servicer
+        self.interceptor = ErrorsAndMetrics(servicer.life, metrics)
         self.server: grpc.aio.Server | None = None
         self.port = 0
 
     async def start(self) -> int:
         """Bind and serve; the bound port (raises when the port cannot be bound)."""
         limit = self.settings.max_body_bytes
+        # every front end binds the port: the kernel spreads connections among them
         self.server = grpc.aio.server(
-            options=[("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 0)]
+            interceptors=[self.interceptor],
+            options=[("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 1)],
         )
         pb_grpc.add_GRPCInferenceServiceServicer_to_server(self.servicer, self.server)
         address = f"{self.settings.host}:{self.settings.grpc_port}"

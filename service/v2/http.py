@@ -16,8 +16,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from service import bodies
+from service.deps import Life, disconnected, require_api_key
 from service.errors import BadRequest, InvalidParameter
-from service.routes import Life, disconnected, require_api_key
 from service.v2 import protocol, schemas
 from service.v2.tensors import InferRequest, InputTensor, OutputTensor, RequestedOutput
 
@@ -109,16 +109,13 @@ async def infer(
     protocol.check_version(name, version)
     served = life.model(name)
     budget = (timeout_ms or settings.timeout_ms) / 1000
-    with served.admit(start + budget, start) as admission:
-        body = await bodies.read_body(
-            request, settings.max_body_bytes, admission.deadline, life.stopping
-        )
+    with served.admit(start + budget, start) as job:
+        job.check_deadline()
+        body = await bodies.read_body(request, settings.max_body_bytes, job.deadline, life.stopping)
         req = parse_infer(name, body, request.headers.get(HEADER_LENGTH))
         del body
-        admission.tighten(protocol.deadline_of(req, start, budget))
-        outputs = await protocol.infer(
-            served, admission, req, disconnect=lambda: disconnected(request)
-        )
+        job.tighten(protocol.deadline_of(req, start, budget))
+        outputs = await protocol.infer(served, job, req, disconnect=lambda: disconnected(request))
     return render_infer(served.name, req.id, outputs)
 
 

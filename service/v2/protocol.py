@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from service.errors import InvalidParameter, ModelNotFound, TooManyImages
-from service.served import Admission, Classification, Disconnect, ServedModel
+from service.served import Classification, Disconnect, Job, ServedModel
 from service.v2.tensors import (
     InferRequest,
     InputTensor,
@@ -71,7 +71,7 @@ def deadline_of(request: InferRequest, started: float, default_s: float) -> floa
 
 async def infer(
     served: ServedModel,
-    admission: Admission,
+    job: Job,
     request: InferRequest,
     disconnect: Disconnect | None = None,
 ) -> list[OutputTensor]:
@@ -89,11 +89,11 @@ async def infer(
     if tensor.name == IMAGE:
         images = _images(tensor)
         _check_count(len(images), limit)
-        result = await served.classify(admission, images, top_k=max(k, 1), disconnect=disconnect)
+        result = await job.classify(images, top_k=max(k, 1), disconnect=disconnect)
     else:
-        tensors = _tensors(tensor, served.input_shape, limit)
-        result = await served.predict(admission, tensors, top_k=max(k, 1), disconnect=disconnect)
-    return [_render(o, result, served.labels, request.binary_output) for o in outputs]
+        arrays = _arrays(tensor, served.input_shape, limit)
+        result = await job.predict(arrays, top_k=max(k, 1), disconnect=disconnect)
+    return [_render(o, result, request.binary_output) for o in outputs]
 
 
 def _requested(request: InferRequest) -> list[RequestedOutput]:
@@ -132,19 +132,17 @@ def _images(t: InputTensor) -> list[bytes]:
     return bytes_elements(t)
 
 
-def _tensors(t: InputTensor, input_shape: tuple[int, ...], limit: int) -> list[torch.Tensor]:
+def _arrays(t: InputTensor, input_shape: tuple[int, ...], limit: int) -> list[np.ndarray]:
     if len(t.shape) != 4 or tuple(t.shape[1:]) != input_shape:
         raise InvalidParameter(f"{INPUT} has shape [-1, {', '.join(map(str, input_shape))}]")
     _check_count(t.shape[0], limit)
     array = fp32_array(t)
     if not np.isfinite(array).all():
         raise InvalidParameter(f"{INPUT} holds NaN or infinite values")
-    return list(torch.from_numpy(array.copy()).unbind(0))
+    return list(array)
 
 
-def _render(
-    o: RequestedOutput, result: Classification, labels: tuple[str, ...], binary_default: bool
-) -> OutputTensor:
+def _render(o: RequestedOutput, result: Classification, binary_default: bool) -> OutputTensor:
     binary = binary_default if o.binary is None else o.binary
     if o.classification:
         rows = [

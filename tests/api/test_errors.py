@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import select
 import socket
 import time
@@ -121,7 +122,18 @@ def _send_until_answered(port: int, head: bytes, chunk: bytes, total: int) -> tu
             sent += len(chunk)
         sock.settimeout(10)
         answer = sock.recv(65536)
+        while b"\r\n\r\n" not in answer or len(answer) < _answer_length(answer):
+            more = sock.recv(65536)  # the head and the body may come in separate segments
+            if not more:
+                break
+            answer += more
     return answer, sent
+
+
+def _answer_length(answer: bytes) -> int:
+    head, _, _ = answer.partition(b"\r\n\r\n")
+    length = re.search(rb"(?im)^content-length: *(\d+)", head)
+    return len(head) + 4 + (int(length.group(1)) if length else 0)
 
 
 def test_a_1gb_chunked_upload_is_refused_without_buffering_it(api: Running) -> None:

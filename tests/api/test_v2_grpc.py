@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from testing.app import ARCH, Running, gate
+from testing.app import ARCH, Running
 from testing.ci import skip_or_fail
 from testing.ports import free_port
 from testing.v2 import classify_vector, photos, preprocessed, top_strings
@@ -127,31 +127,31 @@ def test_errors_map_to_grpc_status(v2: tuple[Running, Any]) -> None:
 def test_deadline_shedding_and_drain(serve: Callable[..., Any]) -> None:
     if grpcclient is None:
         skip_or_fail("tritonclient[grpc] is not installed")
-    with serve(grpc_port=free_port(), max_queue=8) as running:
+    # 12 slots: SANET_MAX_QUEUE (8) plus one batch (4)
+    with serve(grpc_port=free_port(), max_queue=8) as running, running.engine_held() as hold:
         client = grpcclient.InferenceServerClient(f"127.0.0.1:{running.settings.grpc_port}")
-        g = gate(running)
-        g.hold()
         blob = photos()[:1]
         done: queue.Queue[Any] = queue.Queue()
 
         def finished(result: Any, error: Any) -> None:
             done.put(error)
 
-        client.async_infer(ARCH, [_images(blob)], callback=finished)  # held in the model
-        assert g.entered.wait(30)
-        with pytest.raises(InferenceServerException) as late:  # waits behind the held batch
+        client.async_infer(ARCH, [_images(blob * 4)], callback=finished)  # held in the engine
+        running.wait_slots(4)
+        with pytest.raises(InferenceServerException) as late:  # waits behind the held engine
             client.infer(ARCH, [_images(blob)], client_timeout=0.3)
         assert _status(late) == "StatusCode.DEADLINE_EXCEEDED"
-        client.async_infer(ARCH, [_images(blob * 8)], callback=finished)  # fills the queue
-        poll(lambda: running.served().depth == 8, 30, "8 images queued")
+        client.async_infer(ARCH, [_images(blob * 8)], callback=finished)  # fills the slots
+        running.wait_slots(12)
         with pytest.raises(InferenceServerException) as full:
             client.infer(ARCH, [_images(blob)])
         assert _status(full) == "StatusCode.UNAVAILABLE"
-        running.life.begin_drain()
+        running.terminate()
+        poll(lambda: running.client.get("/readyz").status_code == 503, 10, "draining")
         with pytest.raises(InferenceServerException) as draining:
             client.infer(ARCH, [_images(blob)])
         assert _status(draining) == "StatusCode.UNAVAILABLE"
-        g.open.set()  # what was admitted before the drain still gets its answer
+        hold.release()  # what was admitted before the drain still gets its answer
         assert [done.get(timeout=30), done.get(timeout=30)] == [None, None]
         assert running.metric("sanet_rejected_total", model=ARCH, reason="queue_full") == 1
         client.close()

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from testing.app import ARCH, gate
+from testing.app import ARCH
 from testing.ci import skip_or_fail
 from testing.ports import free_port
 from testing.v2 import photos
@@ -60,9 +60,8 @@ def test_api_keys_on_both_protocols(serve: Callable[..., Any]) -> None:
 def test_timeout_parameter_and_limits(serve: Callable[..., Any]) -> None:
     with serve() as running:
         http = httpclient.InferenceServerClient(f"127.0.0.1:{running.port}")
-        g = gate(running)
-        g.hold()
-        with ThreadPoolExecutor(1) as pool:  # tritonclient's async_infer needs gevent's loop
+        # tritonclient's async_infer needs gevent's loop: a thread sends the first request
+        with ThreadPoolExecutor(1) as pool, running.engine_held() as hold:
             first = pool.submit(
                 httpx.post,
                 f"{running.url}/classify",
@@ -70,11 +69,11 @@ def test_timeout_parameter_and_limits(serve: Callable[..., Any]) -> None:
                 headers={"Content-Type": "image/jpeg"},
                 timeout=60,
             )
-            assert g.entered.wait(30)
+            running.wait_slots(1)
             with pytest.raises(InferenceServerException) as late:  # Triton's timeout, in us
                 http.infer(ARCH, [_image(httpclient, photos()[:1])], timeout=200_000)
             assert late.value.status() == "504"
-            g.open.set()
+            hold.release()
             assert first.result().status_code == 200
         limit = running.settings.max_images_per_request
         with pytest.raises(InferenceServerException) as many:

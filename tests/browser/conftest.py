@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from service.config import Settings
 from testing.app import ARCH, BASE_SETTINGS, Running
 from testing.browser import chromium
 from testing.checkpoints import separating_tiny_checkpoint
@@ -19,8 +18,7 @@ from testing.checkpoints import separating_tiny_checkpoint
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """Two models: one from a checkpoint, ``plain`` with random weights (the banner)."""
     ckpt = separating_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "sa_tiny.pth.tar")
-    settings = Settings(**{**BASE_SETTINGS, "models": f"{ARCH}={ckpt},plain={ARCH}"})
-    with Running(settings) as running:
+    with Running({**BASE_SETTINGS, "models": f"{ARCH}={ckpt},plain={ARCH}"}) as running:
         yield running
 
 
@@ -38,5 +36,5 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture()
 def shots(tmp_path: Path) -> Path:
-    """Where screenshots go: SANET_SCREENSHOT_DIR (docs/ for the README), else tmp_path."""
+    """Where screenshots go: SANET_SCREENSHOT_DIR (docs/, for the docs), else tmp_path."""
     return Path(os.environ.get("SANET_SCREENSHOT_DIR") or tmp_path)

@@ -17,7 +17,7 @@ work), so it overloads any machine; no assertion compares a timing to a constant
 steady single client, p99 is one image's service time: on a crowded machine it can exceed
 the SLO with no queue, and more replicas could not shorten it, so it is not asserted on.)
 
-``SANET_SCALING_PLOT=path.png`` also writes the run's plot there (the README's figure).
+``SANET_SCALING_PLOT=path.png`` also writes the run's plot there (the figure in docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -36,12 +36,12 @@ import httpx
 import pytest
 import yaml
 
-from bench.plot import plot_scaling
 from testing import prometheus as prom_server
 from testing.hpa import Autoscaler
 from testing.paths import K8S_DIR, PROM_DIR, SAMPLES
 from testing.prometheus import PromClient, adapter_query
 from testing.scaling import Phase, Ramp, Step, run_scenario
+from testing.scaling_plot import plot_scaling
 from testing.servers import Spawned, sanet_serve_command
 from testing.tools import require_tool
 from testing.waiting import poll

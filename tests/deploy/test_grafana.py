@@ -14,7 +14,7 @@ DASHBOARD = GRAFANA_DIR / "dashboards" / "sanet.json"
 SCHEMA = GRAFANA_DIR / "schema" / "dashboard.schema.json"
 PROVISIONING = GRAFANA_DIR / "provisioning"
 
-# What the dashboard must show (issue 4): a metric each panel group reads.
+# What the dashboard must show: a metric each panel group reads.
 REQUIRED_METRICS = (
     "sanet_requests",
     "sanet_request_duration_seconds",

@@ -1,1 +1,1 @@
-"""issue 11 fault suite"""
+"""The fault tier: hostile clients, faulty caches, shutdown under load."""

@@ -1,5 +1,5 @@
-"""Faulty caches (issue 11, rows "cached ONNX export truncated" and "cache dir read-only and
-empty"): the real ONNX export path heals instead of crash-looping."""
+"""Faulty caches (a truncated cached ONNX export, a read-only and empty cache dir): the real
+ONNX export path heals instead of crash-looping."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ import model
 
 
 def _net() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return model.create_model("sanet_tiny").eval()
+    return model.random_init("sanet_tiny")
 
 
 def test_truncated_export_is_moved_aside_and_rebuilt(

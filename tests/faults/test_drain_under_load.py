@@ -1,4 +1,4 @@
-"""SIGTERM under 16 clients and a stalled upload (issue 11, row "SIGTERM under 16 clients").
+"""SIGTERM under 16 clients and a stalled upload.
 
 The drain waits for admitted work only: the stalled upload is answered 503 and closed, so
 the process exits long before the drain timeout; every client sees 200, 503 or a clean

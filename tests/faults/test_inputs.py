@@ -1,4 +1,4 @@
-"""Inputs (issue 11, rows "image/gif" and "SANET_MAX_QUEUE=4 alone"), plus HEIC and AVIF."""
+"""Inputs: image/gif, SANET_MAX_QUEUE=4 alone, HEIC and AVIF."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Memory after a burst of large images (issue 11, row "eight 7000x7000 PNGs at once"),
-scaled down: two bursts of four 5000x5000 PNGs into a real SANet-50 process; its resident
-memory must come back to within 1.25x of its post-load value (before: 436 -> 1,266 MB, for
-good). Loading SANet-50 is what raises glibc's mmap threshold (a tiny model does not show it)."""
+"""Memory after a burst of large images, scaled down: two bursts of four 5000x5000 PNGs
+into a real SANet-50 process; its resident memory must come back to within 1.25x of its
+post-load value (without the decode gate and the trim it stayed at 436 -> 1,266 MB). Loading
+SANet-50 is what raises glibc's mmap threshold (a tiny model does not show it)."""
 
 from __future__ import annotations
 

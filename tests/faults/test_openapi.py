@@ -1,5 +1,5 @@
-"""The OpenAPI contract (issue 11, row "schemathesis on /openapi.json"), fuzzed by the real
-schemathesis CLI against the live app for a bounded number of examples."""
+"""The OpenAPI contract (/openapi.json), fuzzed by the real schemathesis CLI against the
+live app for a bounded number of examples."""
 
 from __future__ import annotations
 

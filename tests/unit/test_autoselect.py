@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from model import build_engine, create_model
+from model import build_engine, random_init
 from model.autoselect import Candidate, choose, decision_path, score
 from model.compile import CompiledModel
 
@@ -91,8 +91,7 @@ def test_unknown_cached_backend_is_measured(tmp_path: Path) -> None:
 
 
 def test_build_engine_auto_real_engines(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    net = create_model("sanet_tiny").eval()
+    net = random_init("sanet_tiny")
     kwargs = {"device": "cpu", "cache_dir": tmp_path, "cache_key": "tiny", "max_batch_size": 2}
     compiled, report = build_engine(net, "auto", **kwargs)
     assert report.decision == "measured" and report.backend == compiled.backend

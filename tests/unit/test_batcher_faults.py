@@ -13,7 +13,7 @@ from testing.batching import MODEL, FakeModel, make, occupied, soon, submit
 from testing.waiting import poll
 
 
-def test_exception_fails_the_whole_batch_and_the_worker_keeps_serving() -> None:
+async def test_exception_fails_the_whole_batch_and_the_worker_keeps_serving() -> None:
     calls = {"n": 0}
 
     def flaky(payloads: list[Any]) -> list[Any]:
@@ -22,120 +22,102 @@ def test_exception_fails_the_whole_batch_and_the_worker_keeps_serving() -> None:
             raise RuntimeError("secret internals")
         return [p * 2 for p in payloads]
 
-    async def main() -> None:
-        gate = FakeModel()
-        gate.hold()
+    gate = FakeModel()
+    gate.hold()
 
-        def fn(payloads: list[Any]) -> Sequence[Any]:
-            if calls["n"] == 0:
-                gate(payloads)
-            return flaky(payloads)
+    def fn(payloads: list[Any]) -> Sequence[Any]:
+        if calls["n"] == 0:
+            gate(payloads)
+        return flaky(payloads)
 
-        b = make(fn)
-        first = submit(b, [0])
-        await gate.busy()
-        batch = [submit(b, [i]) for i in (1, 2, 3)]
-        gate.gate.set()
-        assert await first.future == [0]
-        for t in batch:
-            with pytest.raises(InferenceFailed) as info:
-                await t.future
-            assert isinstance(info.value.__cause__, RuntimeError)
-            assert "secret" not in info.value.message
-        assert b.alive
-        assert await submit(b, [5]).future == [10]
-        b.stop(1)
-
-    asyncio.run(main())
+    b = make(fn)
+    first = submit(b, [0])
+    await gate.busy()
+    batch = [submit(b, [i]) for i in (1, 2, 3)]
+    gate.gate.set()
+    assert await first.future == [0]
+    for t in batch:
+        with pytest.raises(InferenceFailed) as info:
+            await t.future
+        assert isinstance(info.value.__cause__, RuntimeError)
+        assert "secret" not in info.value.message
+    assert b.alive
+    assert await submit(b, [5]).future == [10]
+    b.stop(1)
 
 
-def test_output_count_mismatch_is_a_typed_error() -> None:
-    async def main() -> None:
-        b = make(lambda payloads: payloads[:-1])
-        with pytest.raises(OutputMismatch):
-            await submit(b, [1, 2]).future
-        b.stop(1)
-
-    asyncio.run(main())
+async def test_output_count_mismatch_is_a_typed_error() -> None:
+    b = make(lambda payloads: payloads[:-1])
+    with pytest.raises(OutputMismatch):
+        await submit(b, [1, 2]).future
+    b.stop(1)
 
 
 class Fatal(BaseException):
     """Escapes ``except Exception``: stands for whatever could kill the thread."""
 
 
-def test_worker_death_settles_everything_and_reports_not_alive() -> None:
-    async def main() -> None:
-        fake = FakeModel()
+async def test_worker_death_settles_everything_and_reports_not_alive() -> None:
+    fake = FakeModel()
 
-        def fn(payloads: list[Any]) -> Sequence[Any]:
-            fake(payloads)
-            raise Fatal
+    def fn(payloads: list[Any]) -> Sequence[Any]:
+        fake(payloads)
+        raise Fatal
 
-        b = make(fn)
-        fake.hold()
-        inflight = submit(b, [1])
-        await fake.busy()
-        queued = submit(b, [2])
-        admitted = b.reserve(MODEL, 1, soon())
-        fake.gate.set()
-        with pytest.raises(InferenceFailed):
-            await inflight.future
-        with pytest.raises(Unavailable):
-            await queued.future
-        assert not b.alive
-        with pytest.raises(Unavailable):
-            b.reserve(MODEL, 1, soon())
-        with pytest.raises(Unavailable):
-            b.submit(admitted, [3])
-
-    asyncio.run(main())
+    b = make(fn)
+    fake.hold()
+    inflight = submit(b, [1])
+    await fake.busy()
+    queued = submit(b, [2])
+    admitted = b.reserve(MODEL, 1, soon())
+    fake.gate.set()
+    with pytest.raises(InferenceFailed):
+        await inflight.future
+    with pytest.raises(Unavailable):
+        await queued.future
+    assert not b.alive
+    with pytest.raises(Unavailable):
+        b.reserve(MODEL, 1, soon())
+    with pytest.raises(Unavailable):
+        b.submit(admitted, [3])
 
 
-def test_stop_drains_queued_work_then_refuses() -> None:
-    async def main() -> None:
-        fake = FakeModel()
-        b = make(fake, max_batch_size=2)
-        fake.hold()
-        tickets = [submit(b, [i]) for i in range(5)]
-        await fake.busy()
-        stopping = asyncio.create_task(asyncio.to_thread(b.stop, 5))
-        await asyncio.to_thread(poll, lambda: _refuses(b), 5, "the batcher to close")
-        fake.gate.set()
-        await stopping
-        assert [await t.future for t in tickets] == [[0], [2], [4], [6], [8]]
-        with pytest.raises(Draining):
-            submit(b, [1])
-
-    asyncio.run(main())
+async def test_stop_drains_queued_work_then_refuses() -> None:
+    fake = FakeModel()
+    b = make(fake, max_batch_size=2)
+    fake.hold()
+    tickets = [submit(b, [i]) for i in range(5)]
+    await fake.busy()
+    stopping = asyncio.create_task(asyncio.to_thread(b.stop, 5))
+    await asyncio.to_thread(poll, lambda: _refuses(b), 5, "the batcher to close")
+    fake.gate.set()
+    await stopping
+    assert [await t.future for t in tickets] == [[0], [2], [4], [6], [8]]
+    with pytest.raises(Draining):
+        submit(b, [1])
 
 
-def test_close_refuses_new_requests_but_admitted_ones_finish() -> None:
-    async def main() -> None:
-        fake = FakeModel()
-        b = await occupied(fake)
-        admitted = b.reserve(MODEL, 1, soon())
-        b.close()
-        with pytest.raises(Draining):
-            b.reserve(MODEL, 1, soon())
-        ticket = b.submit(admitted, [4])
-        fake.gate.set()
-        assert await ticket.future == [8]
-        b.stop(1)
-
-    asyncio.run(main())
+async def test_close_refuses_new_requests_but_admitted_ones_finish() -> None:
+    fake = FakeModel()
+    b = await occupied(fake)
+    admitted = b.reserve(MODEL, 1, soon())
+    b.close()
+    with pytest.raises(Draining):
+        b.reserve(MODEL, 1, soon())
+    ticket = b.submit(admitted, [4])
+    fake.gate.set()
+    assert await ticket.future == [8]
+    b.stop(1)
 
 
-def test_stop_timeout_fails_what_is_still_queued() -> None:
-    async def main() -> None:
-        fake = FakeModel()
-        b = await occupied(fake)
-        queued = submit(b, [1])
-        await asyncio.to_thread(b.stop, 0.1)
-        with pytest.raises(Draining):
-            await queued.future
-        fake.gate.set()
-
-    asyncio.run(main())
+async def test_stop_timeout_fails_what_is_still_queued() -> None:
+    fake = FakeModel()
+    b = await occupied(fake)
+    queued = submit(b, [1])
+    await asyncio.to_thread(b.stop, 0.1)
+    with pytest.raises(Draining):
+        await queued.future
+    fake.gate.set()
 
 
 def _refuses(b: Any) -> bool:

@@ -34,9 +34,8 @@ def test_authors_layout(tmp_path: Path) -> None:
     raw = torch.load(path, weights_only=True)
     assert set(raw) == {"epoch", "arch", "state_dict", "best_acc", "optimizer"}
     assert all(k.startswith("module.") for k in raw["state_dict"])
-    loaded = load_checkpoint(path)
+    loaded, info = load_checkpoint(path)
     _same_weights(loaded, net)
-    info = loaded.checkpoint_info
     assert info.arch == "sanet_tiny" == arch_of(loaded)
     assert info.num_classes == 1000 and info.epoch == 100
     assert info.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
@@ -48,9 +47,9 @@ def test_plain_and_prefixed_state_dicts(tmp_path: Path, prefix: str) -> None:
     net = random_net("sanet_tiny", seed=2, num_classes=10)
     path = tmp_path / "plain.pt"
     torch.save({prefix + k: v for k, v in net.state_dict().items()}, path)
-    loaded = load_checkpoint(path)
+    loaded, info = load_checkpoint(path)
     _same_weights(loaded, net)
-    assert loaded.checkpoint_info.num_classes == 10
+    assert info.num_classes == 10
 
 
 def test_sanet50_keys_infer_arch(tmp_path: Path) -> None:
@@ -64,7 +63,7 @@ def test_sanet50_keys_infer_arch(tmp_path: Path) -> None:
         {"epoch": 1, "arch": "sa_resnet50", "state_dict": real, "best_acc": 0.0, "optimizer": {}},
         path,
     )
-    assert load_checkpoint(path).checkpoint_info.arch == "sanet50"
+    assert load_checkpoint(path).info.arch == "sanet50"
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -146,4 +145,4 @@ def test_missing_num_batches_tracked_is_tolerated(tmp_path: Path) -> None:
     state = {k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
     path = tmp_path / "old.pt"
     torch.save(state, path)
-    _same_weights(load_checkpoint(path), net)
+    _same_weights(load_checkpoint(path).net, net)

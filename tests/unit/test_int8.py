@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.fidelity import dataset, train_tiny, write_images
 from model import build_engine, create_model
 from model.errors import CalibrationError, Int8AgreementError, UnknownBackendError
+from testing.training import dataset, train_tiny, write_images
 
 pytest.importorskip("nncf")
 CLASSES = 4

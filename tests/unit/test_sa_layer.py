@@ -1,4 +1,4 @@
-"""The SA layer against a loop-based reading of README "The network", and the shuffle map."""
+"""The SA layer against a loop-based reading of docs/model.md "The network", and the shuffle map."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from model.sa_layer import ShuffleAttention, channel_shuffle, shuffle_permutatio
 
 
 def reference_sa(x: torch.Tensor, sa: ShuffleAttention) -> torch.Tensor:
-    """README "The network" step by step, one group and one channel at a time."""
+    """docs/model.md "The network" step by step, one group and one channel at a time."""
     b, c = x.shape[:2]
     g = sa.groups
     per, half = c // g, c // (2 * g)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model import count_parameters, create_model, list_models, sanet50, sanet101
+from model import count_parameters, create_model, list_models, random_init, sanet50, sanet101
 from model.errors import UnknownModelError
 
 EXPECTED_PARAMS = {"sanet50": 25_557_740, "sanet101": 44_550_684}
@@ -85,3 +85,14 @@ def test_without_sa_is_plain_resnet50() -> None:
         net = create_model("sanet50", use_sa=False)
     assert count_parameters(net) == 25_557_032
     assert not any(".sa." in k for k in net.state_dict())
+
+
+def test_random_init_is_seeded_in_eval_mode_and_leaves_the_global_rng_alone() -> None:
+    state = torch.random.get_rng_state()
+    a, b = random_init("sanet_tiny"), random_init("sanet_tiny")
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert not a.training
+    same = zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    assert all(torch.equal(x, y) for x, y in same)
+    other = random_init("sanet_tiny", seed=1)
+    assert not torch.equal(a.conv1.weight, other.conv1.weight)

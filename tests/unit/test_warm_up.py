@@ -26,9 +26,9 @@ def test_warm_sizes(backend: str, device: str, expected: list[int]) -> None:
 def test_warm_up_runs_each_size_once() -> None:
     seen: list[int] = []
 
-    def engine(x: torch.Tensor) -> torch.Tensor:
-        seen.append(x.shape[0])
-        return torch.zeros(x.shape[0], 10)
+    def run(b: int) -> torch.Tensor:
+        seen.append(b)
+        return torch.zeros(b, 10)
 
-    warm_up("m", engine, [1, 8])
+    warm_up("m", run, [1, 8])
     assert seen == [1, 8]

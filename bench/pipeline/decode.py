@@ -4,7 +4,7 @@ Each sample photo is upscaled (Lanczos) to phone-camera and smaller sizes and sa
 quality-92 JPEG; both paths of ``model.preprocess`` are timed interleaved (median of
 ``--rounds``), and the drafted tensor is compared with the exact one in 8-bit levels.
 
-    python -m bench.decode [--rounds 9] [--sizes 4032x3024 1600x1200 800x600]
+    python -m bench.pipeline.decode [--rounds 9] [--sizes 4032x3024 1600x1200 800x600]
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from PIL import Image
 
 from bench.common import machine, markdown_table, median, timed, write_json
 from model.preprocess import STD, preprocess
-
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+from testing.paths import SAMPLES
 
 
 def jpeg(photo: Path, size: tuple[int, int]) -> bytes:

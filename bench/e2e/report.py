@@ -1,4 +1,4 @@
-"""Results of ``bench.e2e``: medians per config and level, per-round ratios, tables, JSON.
+"""Results of ``bench.e2e.run``: medians per config and level, per-round ratios, tables, JSON.
 
 Plain data in, data or text out. A ratio is the median over rounds of that round's
 sanet/baseline value, so slow phases of a noisy machine hit both sides of each ratio alike.
@@ -17,7 +17,7 @@ from bench.common import markdown_table, median
 log = logging.getLogger("bench.e2e")
 
 BASELINE = "baseline-"
-MEMORY_TARGET_MB = 600.0  # SANet-50 fp32 after load (issue "Speed II")
+MEMORY_TARGET_MB = 600.0  # SANet-50 fp32 resident after load (docs/performance.md)
 #: sanet config -> (least c=max throughput ratio, most c=min p50 ratio), same engine
 TARGETS = {"sanet-fp32": (1.6, 0.75), "sanet-int8": (4.0, 0.75)}
 
@@ -142,7 +142,7 @@ def _check(value: float | None, bound: float, at_least: bool) -> str:
 
 
 def tables(rows: list[dict], comps: list[dict], servers: dict[str, dict]) -> str:
-    """The markdown the README quotes: per config and level, then the ratios. "idle CPU" is
+    """The markdown docs/performance.md quotes: per config and level, then the ratios. "idle CPU" is
     what the server used while all were resident and idle; "per turn" marks a server that
     was therefore run only during its own turns."""
     head = ["config", "engine", "level", "img/s", "p50 ms", "p95 ms", "errors", "mean batch"]

@@ -1,14 +1,14 @@
 """Which autoscaling signal tracks p99 latency? Each candidate at every load level.
 
 One spawned ``sanet-serve`` is driven closed loop (``--concurrency``) and open loop (``--rate``)
-like ``bench.load``; around every level ``/metrics`` is read twice, and the level records the
+like ``bench.http.load``; around every level ``/metrics`` is read twice, and the level records the
 client's p99 beside each candidate signal over the same interval:
 
 - utilisation: rate of ``sanet_inference_busy_seconds_total`` (summed over models), 0..1;
 - queue wait: mean and p99 of ``sanet_queue_wait_seconds``;
 - queue saturation: the highest ``sanet_queue_saturation`` sampled each second (the old HPA's).
 
-    python -m bench.signal --model sanet50 --concurrency 1 2 4 8 --rate-fractions 0.2 0.5 0.8 1
+    python -m bench.http.signal --model sanet50 --concurrency 1 2 4 8 --rate-fractions 0.2 0.5 0.8 1
 """
 
 from __future__ import annotations
@@ -24,16 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
-from bench import plot as report
 from bench.common import RESULTS, machine, markdown_table, write_json
-from bench.load import Sender, closed_loop, encode_bodies, open_loop, run_async
+from bench.http import report
+from bench.http.load import Sender, closed_loop, encode_bodies, open_loop, run_async
 from bench.server import parse_config, spawned
+from testing import metrics
+from testing.paths import SAMPLES
 from testing.servers import sanet_serve_command
 
-log = logging.getLogger("bench.signal")
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+log = logging.getLogger("bench.http.signal")
 HEADERS = [
     "loop", "level", "img/s", "p50 ms", "p99 ms", "utilisation", "queue wait mean ms",
     "queue wait p99 ms", "queue saturation", "mean batch",
@@ -42,25 +42,16 @@ HEADERS = [
 
 def counters(text: str) -> dict[str, Any]:
     """Busy seconds, queue-wait sum/count/buckets, batch sum/count, saturation of a scrape."""
-    out: dict[str, Any] = {"busy": 0.0, "qw_sum": 0.0, "qw_count": 0.0, "qw_buckets": {}}
-    out.update(batch_sum=0.0, batch_count=0.0, saturation=0.0)
-    names = {
-        "sanet_inference_busy_seconds_total": "busy",
-        "sanet_queue_wait_seconds_sum": "qw_sum",
-        "sanet_queue_wait_seconds_count": "qw_count",
-        "sanet_batch_size_sum": "batch_sum",
-        "sanet_batch_size_count": "batch_count",
+    wait = metrics.histogram(text, "sanet_queue_wait_seconds")
+    return {
+        "busy": metrics.sample(text, "sanet_inference_busy_seconds_total"),
+        "qw_sum": wait["sum"],
+        "qw_count": wait["count"],
+        "qw_buckets": wait["buckets"],
+        "batch_sum": metrics.sample(text, "sanet_batch_size_sum"),
+        "batch_count": metrics.sample(text, "sanet_batch_size_count"),
+        "saturation": metrics.maximum(text, "sanet_queue_saturation"),
     }
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name in names:
-                out[names[s.name]] += s.value
-            elif s.name == "sanet_queue_wait_seconds_bucket":
-                le = float(s.labels["le"])
-                out["qw_buckets"][le] = out["qw_buckets"].get(le, 0.0) + s.value
-            elif s.name == "sanet_queue_saturation":
-                out["saturation"] = max(out["saturation"], s.value)
-    return out
 
 
 def bucket_quantile(q: float, before: dict[float, float], after: dict[float, float]) -> float:

@@ -1,4 +1,4 @@
-"""sanet-serve beside the user's alternative (``bench.baseline``), end to end, same load.
+"""sanet-serve beside the user's alternative (``bench.e2e.baseline``), end to end, same load.
 
 Every config is started once and kept resident: sanet-serve fp32 (``SANET_BACKEND=auto``),
 sanet-serve INT8 (OpenVINO, calibrated on generated images, agreement gate off: random
@@ -7,14 +7,14 @@ ONNX Runtime and in OpenVINO. Their idle CPU is measured first; a config that bu
 ``--idle-limit`` percent of a core while idle is instead started and stopped around each of
 its turns, so it cannot steal CPU from the measured one. Then, for ``--rounds`` rounds in a
 shuffled order each round, every config runs a closed loop at each ``--concurrency`` on raw
-JPEG bodies (``bench.load``'s Sender / run_level), ``--warmup`` then ``--duration`` seconds.
+JPEG bodies (``bench.http.load``'s Sender / run_level), ``--warmup`` then ``--duration`` seconds.
 Reports medians per config and level, resident memory of each server's process tree after
 its load, and the medians of per-round ratios sanet/baseline (c=16 throughput, c=1 p50)
 against the baseline in the engine sanet-serve's ``auto`` chose and against the best one.
 
-    python -m bench.e2e                      # all four configs, SANet-50, 5 rounds
-    python -m bench.e2e --rounds 1 --duration 3 --warmup 1             # a smoke run
-    python -m bench.e2e --configs sanet-fp32 baseline-onnxruntime --weights W
+    python -m bench.e2e.run                      # all four configs, SANet-50, 5 rounds
+    python -m bench.e2e.run --rounds 1 --duration 3 --warmup 1             # a smoke run
+    python -m bench.e2e.run --configs sanet-fp32 baseline-onnxruntime --weights W
 """
 
 from __future__ import annotations
@@ -32,13 +32,15 @@ from typing import Any
 
 import httpx
 
-from bench import e2e_report, proctree
+from bench import proctree
 from bench.common import RESULTS, machine
-from bench.e2e_servers import CONFIGS, Server
-from bench.load import DEFAULT_IMAGES, Sender, encode_bodies, run_level
+from bench.e2e import report as e2e_report
+from bench.e2e.servers import CONFIGS, Server
+from bench.http.load import Sender, encode_bodies, run_level
+from bench.http.options import DEFAULT_IMAGES
 from model.export_cache import default_cache_dir, engine_versions
 
-log = logging.getLogger("bench.e2e")
+log = logging.getLogger("bench.e2e.run")
 JPEG = {"Content-Type": "image/jpeg"}
 
 
@@ -193,7 +195,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if min([*args.concurrency, args.rounds, args.threads]) <= 0:
         p.error("concurrency, rounds and threads must be positive")
-    args.model = None  # bench.load.run_level reads sanet_batch_size of every model
+    args.model = None  # bench.http.load.run_level reads sanet_batch_size of every model
     args.bodies = encode_bodies([path.read_bytes() for path in args.images], "raw")
     return args
 

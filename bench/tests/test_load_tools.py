@@ -1,4 +1,4 @@
-"""bench.load (the load generator) against an in-test stand-in of sanet-serve."""
+"""bench.http.load (the load generator) against an in-test stand-in of sanet-serve."""
 
 from __future__ import annotations
 
@@ -15,7 +15,10 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from bench import load, plot
+from bench.http import load
+from bench.http import report as plot
+from bench.http.options import DEFAULT_IMAGES
+from bench.server import spawned, spawned_process
 from testing.paths import REPO
 from testing.ports import free_port
 from testing.standin import StandIn, serving
@@ -32,7 +35,7 @@ def run_loop(coro_factory: Any, timeout: float = 10.0) -> plot.Tally:
 
 
 def photos() -> list[bytes]:
-    return [path.read_bytes() for path in load.DEFAULT_IMAGES]
+    return [path.read_bytes() for path in DEFAULT_IMAGES]
 
 
 def sender(client: httpx.AsyncClient, url: str, kind: str = "raw", per: int = 1) -> load.Sender:
@@ -203,10 +206,27 @@ def test_spawn_runs_each_config_then_stops_the_server(tmp_path: Path) -> None:
 
 def test_spawn_reports_a_server_that_dies_and_stops_one_that_runs() -> None:
     dying = [sys.executable, "-c", "import sys; print('boom: no model'); sys.exit(3)"]
-    with pytest.raises(RuntimeError, match="boom: no model"), load.spawned(dying, {}, 10):
+    with pytest.raises(RuntimeError, match="boom: no model"), spawned(dying, {}, 10):
         pass
     env = {"PYTHONPATH": str(REPO)}
-    with load.spawned([sys.executable, "-m", "testing.standin"], env, 20) as base:
+    with spawned([sys.executable, "-m", "testing.standin"], env, 20) as base:
         assert httpx.get(f"{base}/readyz").status_code == 200
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{base}/readyz")
+
+
+def test_client_processes_merge_and_the_server_cpu_per_image(tmp_path: Path) -> None:
+    """``--processes 2`` splits a level over two client processes and merges their tallies;
+    ``--server-pid`` gives the server tree's CPU seconds per answered image."""
+    out = tmp_path / "load.json"
+    env = {"PYTHONPATH": str(REPO)}
+    with spawned_process([sys.executable, "-m", "testing.standin"], env, 20) as server:
+        argv = ["--url", server.url, "--model", "sanet50", "--concurrency", "3", "--processes"]
+        argv += ["2", "--duration", "1.5", "--warmup", "0.3", "--server-pid", str(server.popen.pid)]
+        argv += ["--out", str(out), "--plot", str(tmp_path / "load.png")]
+        assert load.main(argv) == 0
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["level"] == 3 and run["errors"] == {}
+    assert run["ok"] == run["sent"] > 0  # both processes' requests, merged
+    assert run["batch"]["images"] == run["ok"]  # the server saw what the clients counted
+    assert run["server_cpu_s_per_image"] > 0

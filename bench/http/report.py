@@ -1,6 +1,7 @@
-"""Results of ``bench.load``: tallies, summaries, batch sizes from /metrics, table, JSON, PNG.
+"""Results of ``bench.http.load``: tallies, summaries, batch sizes from /metrics, table, JSON,
+PNG.
 
-Everything here is plain data in, data or files out; the HTTP side lives in ``bench.load``.
+Everything here is plain data in, data or files out; the HTTP side lives in ``bench.http.load``.
 The PNG has throughput (images/s) on x and latency (ms, log scale) on y: p50 solid and p99
 dashed in one colour per curve (configuration x body x loop mode), one point per level.
 """
@@ -18,11 +19,11 @@ from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import machine, markdown_table, percentile, write_json
+from testing import metrics
 
-log = logging.getLogger("bench.load")
+log = logging.getLogger("bench.http.load")
 
 TABLE_HEADERS = [
     "config",
@@ -41,6 +42,7 @@ TABLE_HEADERS = [
     "max ms",
     "mean ms",
     "mean batch",
+    "server CPU ms/img",
 ]
 
 
@@ -75,21 +77,8 @@ def summarize(tally: Tally, elapsed: float) -> dict[str, Any]:
 
 def batch_histogram(text: str, model: str | None) -> dict[str, Any]:
     """``sanet_batch_size`` of ``model`` (all models when None): sum, count, cumulative buckets."""
-    hist: dict[str, Any] = {"sum": 0.0, "count": 0.0, "buckets": {}}
-    for family in text_string_to_metric_families(text):
-        if family.name != "sanet_batch_size":
-            continue
-        for sample in family.samples:
-            if model is not None and sample.labels.get("model") != model:
-                continue
-            if sample.name.endswith("_bucket"):
-                le = float(sample.labels["le"])
-                hist["buckets"][le] = hist["buckets"].get(le, 0.0) + sample.value
-            elif sample.name.endswith("_sum"):
-                hist["sum"] += sample.value
-            elif sample.name.endswith("_count"):
-                hist["count"] += sample.value
-    return hist
+    labels = {} if model is None else {"model": model}
+    return metrics.histogram(text, "sanet_batch_size", **labels)
 
 
 def batch_delta(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict | None:
@@ -159,6 +148,7 @@ def table_rows(runs: Sequence[dict[str, Any]]) -> list[list[object]]:
                 _ms(lat["max"]),
                 _ms(lat["mean"]),
                 "-" if mean_batch is None else f"{mean_batch:.2f}",
+                _ms(None if (cpu := r.get("server_cpu_s_per_image")) is None else 1000 * cpu),
             ]
         )
     return rows
@@ -217,34 +207,3 @@ def write(
     plot_runs(runs, png, title)
     log.info("wrote %s and %s", path, png)
     return table
-
-
-def plot_scaling(rows: Sequence[dict[str, Any]], path: Path, *, slo: float, target: float) -> Path:
-    """An autoscaling run over time: clients and p99 (SLO line) above; the HPA's signal
-    (target line) and the replicas it decided below. ``rows``: t, clients, p99_s, signal,
-    replicas, one per HPA evaluation."""
-    fig = Figure(figsize=(9, 6), layout="constrained")
-    FigureCanvasAgg(fig)
-    top, bottom = fig.subplots(2, 1, sharex=True)
-    t = [r["t"] for r in rows]
-    top.step(t, [r["clients"] for r in rows], where="post", color="C0", label="clients (load)")
-    top.set_ylabel("concurrent clients", color="C0")
-    p99 = top.twinx()
-    p99.plot(t, [r["p99_s"] for r in rows], "o-", ms=3, color="C3", label="client p99")
-    p99.axhline(slo, color="C3", ls="--", lw=1, label=f"SLO {slo:g} s")
-    p99.set_ylabel("p99 latency (s)", color="C3")
-    p99.legend(loc="upper right", fontsize=7)
-    bottom.plot(t, [r["signal"] for r in rows], color="C2", label="utilisation per pod")
-    bottom.axhline(target, color="C2", ls="--", lw=1, label=f"HPA target {target:g}")
-    bottom.set_ylabel("signal", color="C2")
-    bottom.set_ylim(0, 1.1)
-    bottom.legend(loc="upper left", fontsize=7)
-    replicas = bottom.twinx()
-    replicas.step(t, [r["replicas"] for r in rows], where="post", color="C1", label="replicas")
-    replicas.set_ylabel("desired replicas", color="C1")
-    replicas.set_ylim(0, max([r["replicas"] for r in rows] + [1]) + 1)
-    bottom.set_xlabel("time (s)")
-    top.set_title("replayed HPA on a live Prometheus: load, p99, signal, replicas")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path

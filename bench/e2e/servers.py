@@ -1,4 +1,5 @@
-"""The servers ``bench.e2e`` compares: sanet-serve configs and ``bench.baseline`` per engine.
+"""The servers ``bench.e2e.run`` compares: sanet-serve configs and ``bench.e2e.baseline``
+per engine.
 
 A :class:`Server` starts its config on a free 127.0.0.1 port through ``bench.server`` (the
 tests' ``Spawned``), waits for its readiness path, and on stop makes sure that no process of
@@ -25,7 +26,7 @@ from testing.ports import free_port
 from testing.servers import Spawned, sanet_serve_command
 from testing.waiting import poll
 
-log = logging.getLogger("bench.e2e")
+log = logging.getLogger("bench.e2e.run")
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Config:
 
     label: str
     env: dict[str, str] = field(default_factory=dict)
-    engine: str | None = None  # set for the baseline (bench.baseline --engine)
+    engine: str | None = None  # set for the baseline (bench.e2e.baseline --engine)
 
     @property
     def is_baseline(self) -> bool:
@@ -82,7 +83,7 @@ class Server:
             "--cache-dir": a.cache_dir / "baseline",
             "--weights": a.weights,
         }
-        cmd = [sys.executable, "-m", "bench.baseline"]
+        cmd = [sys.executable, "-m", "bench.e2e.baseline"]
         return cmd + [str(x) for k, v in flags.items() if v is not None for x in (k, v)]
 
     def _sanet_env(self) -> dict[str, str]:
@@ -142,7 +143,7 @@ class Server:
 
 def calibration_dir(cache_dir: Path) -> Path:
     """Generated calibration images, kept so a rerun finds its INT8 model cached."""
-    from bench.fidelity import write_images
+    from testing.training import write_images
 
     folder = cache_dir / "e2e-calibration"
     if not folder.is_dir():

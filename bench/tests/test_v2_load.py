@@ -1,4 +1,4 @@
-"""bench.load's KServe v2 modes against the real app: v2 REST (binary tensors) and gRPC."""
+"""bench.http.load's KServe v2 modes against the real app: v2 REST (binary tensors) and gRPC."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import load
+from bench.http import load
 from testing.app import ARCH
 from testing.paths import SAMPLES
 from testing.ports import free_port

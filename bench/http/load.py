@@ -7,87 +7,35 @@ Open loop: Poisson arrivals at ``--rate`` requests/s, each request its own task;
 its ``sanet_batch_size`` histogram, scraped before and after the level. Without ``--url`` every
 ``--config`` (server environment) is spawned in turn on a free 127.0.0.1 port.
 
-    python -m bench.load                                   # spawn sanet-serve, closed loop 1 4 16
-    python -m bench.load --url http://127.0.0.1:8000 --rate 5 10 15 --body raw multipart
-    python -m bench.load --model sanet50 --concurrency 1 16 \\
+    python -m bench.http.load                        # spawn sanet-serve, closed loop 1 4 16
+    python -m bench.http.load --url http://127.0.0.1:8000 --rate 5 10 15 --body raw multipart
+    python -m bench.http.load --model sanet50 --concurrency 1 16 \\
         --config torchscript:SANET_BACKEND=torchscript --config ort:SANET_BACKEND=onnxruntime
-    python -m bench.load --body raw v2_http v2_grpc     # /classify against KServe v2 REST, gRPC
+    python -m bench.http.load --body raw v2_http v2_grpc  # /classify, KServe v2 REST, gRPC
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import base64
-import functools
 import itertools
-import json
 import logging
-import os
 import random
 import shlex
 import time
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
-from bench import plot as report
-from bench import v2
-from bench.common import RESULTS
-from bench.plot import Tally
-from bench.server import parse_config, setting, spawned
+from bench.http import clients, report, v2
+from bench.http.bodies import Body, encode_bodies
+from bench.http.options import parse_args
+from bench.http.report import Tally
+from bench.server import parse_config, setting, spawned_process
 from testing.ports import free_port
 from testing.servers import sanet_serve_command
 
-log = logging.getLogger("bench.load")
-
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-DEFAULT_IMAGES = [SAMPLES / n for n in ("coffee.jpg", "astronaut.jpg", "chelsea.jpg", "rocket.jpg")]
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-BOUNDARY = "sanet-bench-7f3a9c2e"
-
-
-@dataclass(frozen=True)
-class Body:
-    """One pre-encoded request body: sent as is, so the client spends no CPU encoding."""
-
-    content: bytes
-    headers: dict[str, str]
-    images: int
-
-
-def _multipart(images: Sequence[bytes]) -> Body:
-    parts = []
-    for i, data in enumerate(images):
-        head = (
-            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; '
-            f'filename="image{i}.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
-        )
-        parts.append(head.encode() + data + b"\r\n")
-    content = b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
-    headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
-    return Body(content, headers, len(images))
-
-
-def _base64(images: Sequence[bytes]) -> Body:
-    doc = {"images": [base64.b64encode(data).decode("ascii") for data in images]}
-    return Body(json.dumps(doc).encode(), {"Content-Type": "application/json"}, len(images))
-
-
-def encode_bodies(images: Sequence[bytes], kind: str, per_request: int = 1) -> list[Body]:
-    """One body per photo (raw: that photo; others: ``per_request`` photos starting there)."""
-    if kind == "raw":
-        return [Body(data, {"Content-Type": "image/jpeg"}, 1) for data in images]
-    n = len(images)
-    groups = [[images[(i + j) % n] for j in range(per_request)] for i in range(n)]
-    if kind.startswith("v2_"):  # the gRPC sender builds messages from the same bytes
-        return [Body(*v2.http_body(group), len(group)) for group in groups]
-    encode = _multipart if kind == "multipart" else _base64
-    return [encode(group) for group in groups]
+log = logging.getLogger("bench.http.load")
 
 
 class Sender:
@@ -113,7 +61,10 @@ class Sender:
             tally.ok_images += body.images
 
 
-async def closed_loop(sender: Sender, concurrency: int, seconds: float, limit: int) -> Tally:
+AnySender = Sender | v2.GrpcSender  # /classify and v2 REST, or v2 gRPC
+
+
+async def closed_loop(sender: AnySender, concurrency: int, seconds: float, limit: int) -> Tally:
     """``concurrency`` workers back to back until ``seconds`` pass or ``limit`` are sent."""
     tally = Tally()
     deadline = time.perf_counter() + seconds
@@ -127,7 +78,7 @@ async def closed_loop(sender: Sender, concurrency: int, seconds: float, limit: i
 
 
 async def open_loop(
-    sender: Sender, rate: float, seconds: float, limit: int, cap: int, rng: random.Random
+    sender: AnySender, rate: float, seconds: float, limit: int, cap: int, rng: random.Random
 ) -> Tally:
     """Poisson arrivals at ``rate``/s for ``seconds`` (at most ``limit``), ``cap`` in flight."""
     tally = Tally()
@@ -160,24 +111,47 @@ async def scrape(client: httpx.AsyncClient, base: str, model: str | None) -> dic
         return None
 
 
-def drive(sender: Sender, mode: str, level: float, seconds: float, args: Any) -> Awaitable[Tally]:
+def drive(
+    sender: AnySender, mode: str, level: float, seconds: float, args: Any
+) -> Awaitable[Tally]:
     if mode == "closed":
         return closed_loop(sender, int(level), seconds, args.max_requests)
     return open_loop(sender, level, seconds, args.max_requests, args.max_in_flight, args.rng)
 
 
 async def run_level(
-    sender: Sender, base: str, mode: str, level: float, args: Any, metrics: bool = True
+    sender: AnySender,
+    base: str,
+    mode: str,
+    level: float,
+    args: Any,
+    metrics: bool = True,
+    *,
+    job: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Warm up, scrape, measure, scrape: one point of a curve (``metrics=False``: a server
-    without sanet-serve's /metrics, no batch sizes)."""
-    if args.warmup > 0:
-        await drive(sender, mode, level, args.warmup, args)
-    before = await scrape(sender.client, base, args.model) if metrics else None
-    start = time.perf_counter()
-    tally = await drive(sender, mode, level, args.duration, args)
-    result = report.summarize(tally, time.perf_counter() - start)
+    without sanet-serve's /metrics, no batch sizes). With ``job`` (body kind, bodies, query)
+    and ``args.processes`` > 1 the level runs in that many client processes."""
+    pid = getattr(args, "server_pid", None)
+    if job is not None and getattr(args, "processes", 1) > 1:
+
+        async def at_start() -> dict | None:
+            return await scrape(sender.client, base, args.model) if metrics else None
+
+        job = {**job, "base": base}
+        tally, elapsed, before, cpu0, cpu1 = await clients.run_processes(
+            job, mode, level, args, at_start
+        )
+    else:
+        if args.warmup > 0:
+            await drive(sender, mode, level, args.warmup, args)
+        before = await scrape(sender.client, base, args.model) if metrics else None
+        cpu0, start = clients.server_cpu(pid), time.perf_counter()
+        tally = await drive(sender, mode, level, args.duration, args)
+        elapsed, cpu1 = time.perf_counter() - start, clients.server_cpu(pid)
+    result = report.summarize(tally, elapsed)
     result["offered_per_s"] = (tally.sent + tally.dropped) / args.duration
+    result["server_cpu_s_per_image"] = clients.cpu_per_image(cpu0, cpu1, tally.ok_images)
     after = await scrape(sender.client, base, args.model) if metrics else None
     result["batch"] = report.batch_delta(before, after)
     return {"mode": mode, "level": level, **result}
@@ -193,18 +167,23 @@ async def measure(base: str, label: str, args: Any, bodies: dict[str, list[Body]
     runs = []
     async with httpx.AsyncClient(limits=limits, timeout=args.timeout, headers=headers) as client:
         for kind, kind_bodies in bodies.items():
-            sender = _sender(client, base, kind, kind_bodies, query, args)
+            sender = make_sender(client, base, kind, kind_bodies, query, args)
+            job = {"kind": kind, "bodies": kind_bodies, "query": query}
             for mode, level in levels:
-                run = await run_level(sender, base, mode, level, args)  # type: ignore[arg-type]
+                run = await run_level(sender, base, mode, level, args, job=job)
                 run.update(config=label, body=kind, images_per_request=kind_bodies[0].images)
                 log.info("%s", report.describe(run))
                 runs.append(run)
-            if isinstance(sender, v2.GrpcSender):
-                await sender.close()
+            await close_sender(sender)
     return runs
 
 
-def _sender(
+async def close_sender(sender: AnySender) -> None:
+    if isinstance(sender, v2.GrpcSender):
+        await sender.close()
+
+
+def make_sender(
     client: httpx.AsyncClient, base: str, kind: str, bodies: list[Body], query: str, args: Any
 ) -> Sender | v2.GrpcSender:
     """/classify, KServe v2 REST (same port) or KServe v2 gRPC (``args.grpc``)."""
@@ -232,61 +211,6 @@ def run_async(coro: Awaitable[list[dict]]) -> list[dict]:
         return runner.run(coro)  # type: ignore[arg-type]
 
 
-def check_local(url: str, allow_remote: bool) -> str:
-    host = urlsplit(url).hostname
-    if not allow_remote and host not in LOCAL_HOSTS:
-        raise SystemExit(f"refusing to load {host!r}: only 127.0.0.1/localhost (--allow-remote)")
-    return url.rstrip("/")
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--url", help="measure this running server (default: spawn sanet-serve)")
-    p.add_argument("--spawn", action="store_true", help="spawn sanet-serve (the default)")
-    add_list = functools.partial(p.add_argument, action="append", default=[])
-    add_list("--config", metavar="LABEL[:K=V,...]", help="spawned server setup (one curve each)")
-    add_list("--server-env", metavar="K=V", help="environment of every spawned server")
-    p.add_argument("--server-cmd", default=None, help="command that starts the server")
-    p.add_argument("--ready-timeout", type=float, default=300.0)
-    p.add_argument("--label", default="server", help="curve label with --url")
-    p.add_argument("--model", default=None, help="?model= (spawned servers: sanet50)")
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--images", nargs="+", type=Path, default=DEFAULT_IMAGES)
-    p.add_argument(
-        "--body",
-        nargs="+",
-        default=["raw"],
-        choices=["raw", "multipart", "base64", "v2_http", "v2_grpc"],
-    )
-    p.add_argument("--grpc", default=None, help="gRPC host:port with --url (default: :8001)")
-    p.add_argument("--images-per-request", type=int, default=1)
-    p.add_argument("--concurrency", nargs="*", type=int, default=[1, 4, 16])
-    p.add_argument("--rate", nargs="*", type=float, default=[], help="open-loop requests/s")
-    p.add_argument("--max-in-flight", type=int, default=256, help="open-loop cap")
-    p.add_argument("--duration", type=float, default=15.0, help="seconds measured per level")
-    p.add_argument("--warmup", type=float, default=3.0, help="seconds before each level")
-    p.add_argument("--max-requests", type=int, default=100_000, help="per level")
-    p.add_argument("--timeout", type=float, default=30.0, help="per request, seconds")
-    p.add_argument("--api-key", default=os.environ.get("SANET_BENCH_API_KEY"))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--allow-remote", action="store_true")
-    p.add_argument("--out", type=Path, default=RESULTS / "load.json")
-    p.add_argument("--plot", type=Path, default=RESULTS / "load.png")
-    args = p.parse_args(argv)
-    if args.url and (args.spawn or args.config or args.server_env):
-        p.error("--url measures a running server: no --spawn/--config/--server-env")
-    if not args.concurrency and not args.rate:
-        p.error("nothing to run: give --concurrency and/or --rate")
-    if min([*args.concurrency, *args.rate, args.images_per_request, args.max_in_flight]) <= 0:
-        p.error("concurrency, rate, images per request and in-flight cap must be positive")
-    args.url = check_local(args.url, args.allow_remote) if args.url else None
-    if args.url and not args.grpc:
-        args.grpc = f"{urlsplit(args.url).hostname}:8001"
-    args.model = args.model or (None if args.url else "sanet50")
-    args.rng = random.Random(args.seed)
-    return args
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -303,8 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             port = free_port()  # the spawned server's gRPC port (v2_grpc)
             args.grpc = f"127.0.0.1:{port}"
             env = {"SANET_MODELS": args.model, "SANET_GRPC_PORT": str(port), **common, **env}
-            with spawned(cmd, env, args.ready_timeout) as base:
-                runs += run_async(measure(base, label, args, bodies))
+            with spawned_process(cmd, env, args.ready_timeout) as proc:
+                args.server_pid = proc.popen.pid
+                runs += run_async(measure(proc.url, label, args, bodies))
     params = {k: v for k, v in vars(args).items() if k not in ("rng", "api_key")}
     title = f"sanet-serve load ({args.model or 'default model'})"
     print(report.write(runs, params, args.out, args.plot, title))

@@ -5,10 +5,10 @@ user's alternative baseline), batch 1 and 8, all variants interleaved in one run
 each round) so machine noise hits them alike. Reports medians and the median of the
 per-round SANet/ResNet ratios. ``--int8`` adds OpenVINO INT8 (NNCF, calibrated on generated
 images with the agreement gate off: random weights make agreement meaningless; see
-``bench.fidelity`` for fidelity on a trained network).
+``bench.model.fidelity`` for fidelity on a trained network).
 
-    python -m bench.model_speed [--rounds 15] [--threads 2] [--batches 1 8] [--int8]
-    python -m bench.model_speed --device cuda --precision fp16 --batches 1 8 32 64  # a GPU
+    python -m bench.model.speed [--rounds 15] [--threads 2] [--batches 1 8] [--int8]
+    python -m bench.model.speed --device cuda --precision fp16 --batches 1 8 32 64  # a GPU
 
 On CUDA the timed call includes the host-to-device copy of the batch and the logits' way back
 (CUDA graphs per batch size, pinned staging buffers): what the service's worker pays.
@@ -30,7 +30,7 @@ from bench.common import machine, markdown_table, median, timed, write_json
 from model import compile_model, create_model
 from model.compile import BACKENDS, EXPORTED, CompiledModel
 
-log = logging.getLogger("bench.model_speed")
+log = logging.getLogger("bench.model.speed")
 
 
 @dataclass
@@ -75,8 +75,8 @@ def build(
 
 
 def _int8(net: torch.nn.Module, threads: int, tmp: str) -> CompiledModel:
-    from bench.fidelity import write_images
     from model.quantize import int8_engine
+    from testing.training import write_images
 
     folder = Path(tmp) / "calibration"
     if not folder.is_dir():

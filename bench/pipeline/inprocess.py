@@ -2,9 +2,9 @@
 
 Single-image latency (one photo at a time, end to end) and saturated throughput (a
 preprocessing pool feeding batches to the model, as the service's batcher does). The
-service's own numbers (bench/load.py) are judged against these.
+service's own numbers (bench/http/load.py) are judged against these.
 
-    python -m bench.pipeline [--model sanet50] [--backend auto] [--batch 8] [--seconds 20]
+    python -m bench.pipeline.inprocess [--model sanet50] [--backend auto] [--batch 8] [--seconds 20]
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from bench.common import machine, markdown_table, median, percentile, write_json
 from model import compile_model, create_model, preprocess
 from model.compile import CompiledModel
 from model.postprocess import Prediction, labels_for, probabilities, top_k
+from testing.paths import SAMPLES
 
-log = logging.getLogger("bench.pipeline")
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+log = logging.getLogger("bench.pipeline.inprocess")
 
 
 def classify(model: CompiledModel, batch: torch.Tensor, k: int = 5) -> list[list[Prediction]]:

@@ -1,7 +1,7 @@
 """Soak: a burst of large images, then steady traffic; reports resident memory and p99 drift.
 
-    python -m bench.soak --minutes 3 --concurrency 4            # make soak
-    python -m bench.soak --burst-only --burst 8 --side 7000     # the memory row of issue 11
+    python -m bench.http.soak --minutes 3 --concurrency 4            # make soak
+    python -m bench.http.soak --burst-only --burst 8 --side 7000     # docs/operations.md, memory
 
 Spawns ``sanet-serve`` (SANet-50, defaults plus ``--config`` settings). Memory: RSS after
 load, the peak while ``--burst`` PNGs of ``--side`` x ``--side`` pixels are classified at once,
@@ -26,9 +26,10 @@ from PIL import Image
 
 from bench.proctree import rss_mb
 from bench.server import setting, spawned
+from testing.paths import SAMPLES
 from testing.servers import sanet_serve_command
 
-SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "coffee.jpg"
+SAMPLE = SAMPLES / "coffee.jpg"
 
 
 def _server_pid(url: str) -> int:

@@ -1,9 +1,9 @@
 """The user's alternative to sanet-serve: the authors' network, exported to ONNX as is, on LitServe.
 
-What a user who skips this project would write (issue "Speed II", section 5): build the
-authors' SA-ResNet (``model.create_model``; ``--weights`` in the authors' checkpoint layout,
-read by the project's loader; else random init with the service's seed, so both answer
-alike), export it to ONNX **without** our folding, run it in a plain ONNX Runtime session or
+What a user who skips this project would write: build the authors' SA-ResNet (``--weights``
+in the authors' checkpoint layout, read by the project's loader; else ``model.random_init``
+with the service's seed, so both answer alike), export it to ONNX **without** our folding,
+run it in a plain ONNX Runtime session or
 a plain OpenVINO ``compile_model(..., "CPU")`` (f32, the thread count, no other settings),
 and serve it with LitServe's batching (``max_batch_size=8``, a small ``batch_timeout``, one
 worker). ``POST /classify`` takes the raw image bytes and answers the top-5 labels and
@@ -11,7 +11,7 @@ probabilities; ``GET /health`` is 200 once the worker is set up. Decoding and pr
 are ``model.preprocess.preprocess``, the service's eval transform, so both pay the same decode.
 LitServe decodes in its inference worker, one request after another: that is its design.
 
-    python -m bench.baseline [--arch sanet50] [--weights W] [--engine onnxruntime|openvino]
+    python -m bench.e2e.baseline [--arch sanet50] [--weights W] [--engine onnxruntime|openvino]
         [--port 8000] [--threads N] [--batch-timeout 0.005] [--cache-dir DIR]
 
 The export is kept in ``--cache-dir`` (default ``<sanet-serve cache>/baseline``): a restart
@@ -37,13 +37,13 @@ import torch
 from fastapi import Body, HTTPException
 from torch import nn
 
-from model import create_model, load_checkpoint, preprocess
+from model import load_checkpoint, preprocess, random_init
 from model.compile import prepare
 from model.errors import ImageError
-from model.export_cache import RANDOM_INIT_SEED, cache_key, cached_onnx, default_cache_dir
+from model.export_cache import cache_key, cached_onnx, default_cache_dir
 from model.postprocess import labels_for, probabilities, top_k
 
-log = logging.getLogger("bench.baseline")
+log = logging.getLogger("bench.e2e.baseline")
 
 ENGINES = ("onnxruntime", "openvino")
 TOP_K = 5
@@ -67,11 +67,9 @@ class Options:
 def authors_network(arch: str, weights: Path | None) -> tuple[nn.Module, str | None]:
     """The authors' network and its weights' sha256 (None: random init, the service's seed)."""
     if weights is None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RANDOM_INIT_SEED)
-            return create_model(arch).eval(), None
-    net = load_checkpoint(weights, arch=arch)
-    return net, str(getattr(net, "checkpoint_info").sha256)  # noqa: B009 - set by the loader
+        return random_init(arch), None
+    net, info = load_checkpoint(weights, arch=arch)
+    return net, info.sha256
 
 
 def export_unfolded(net: nn.Module, arch: str, sha256: str | None, cache_dir: Path) -> Path:

@@ -1,6 +1,7 @@
-"""The user's alternative (``bench/baseline.py``) is a fair equivalent, and ``bench.e2e`` runs.
+"""The user's alternative (``bench/e2e/baseline.py``) is a fair equivalent, and
+``bench.e2e.run`` runs.
 
-One tiny ``bench.e2e`` run spawns sanet-serve and the baseline in both engines on the same
+One tiny ``bench.e2e.run`` spawns sanet-serve and the baseline in both engines on the same
 checkpoint (the tiny SA-ResNet in the authors' layout) and asks each for the top-5 of the
 same photos: the baseline runs the authors' graph exported unfolded, sanet-serve the folded
 one, so their answers agree to float rounding, not bit for bit.
@@ -33,9 +34,9 @@ def _litserve() -> None:
 def test_baseline_answers_as_sanet_serve_and_the_bench_runs(
     checkpoint: Path, tmp_path: Path
 ) -> None:
-    """A tiny bench.e2e run: sanet-serve (OpenVINO) and the baseline in both engines, on the
+    """A tiny bench.e2e.run: sanet-serve (OpenVINO) and the baseline in both engines, on the
     same checkpoint; every server's top-5 for two photos agree, every level answered."""
-    from bench import e2e
+    from bench.e2e import run as e2e
 
     out = tmp_path / "e2e.json"
     argv = ["--arch", ARCH, "--weights", str(checkpoint), "--cache-dir", str(tmp_path / "c")]
@@ -69,7 +70,7 @@ def test_baseline_answers_as_sanet_serve_and_the_bench_runs(
 def test_baseline_rejects_what_it_cannot_decode(tmp_path: Path) -> None:
     from fastapi import HTTPException
 
-    from bench.baseline import AuthorsClassifier, Options
+    from bench.e2e.baseline import AuthorsClassifier, Options
 
     api = AuthorsClassifier(Options(ARCH, None, "onnxruntime", 1, tmp_path), 8, 0.005)
     with pytest.raises(HTTPException) as info:

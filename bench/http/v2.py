@@ -1,4 +1,4 @@
-"""KServe v2 request bodies and a gRPC sender for ``bench.load`` (``--body v2_http v2_grpc``).
+"""KServe v2 request bodies and a gRPC sender for ``bench.http.load`` (``--body v2_http v2_grpc``).
 
 v2 HTTP bodies use the binary tensor extension (a JSON header, then the images as one BYTES
 tensor), as tritonclient sends them; gRPC calls go through grpc.aio with the KServe v2
@@ -19,7 +19,7 @@ import httpx
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
-from bench.plot import Tally
+from bench.http.report import Tally
 
 
 def binary_bytes_tensor(images: Sequence[bytes]) -> bytes:
@@ -67,7 +67,7 @@ def grpc_request(model: str, images: Sequence[bytes], top_k: int) -> Any:
 
 
 class GrpcSender:
-    """``bench.load.Sender``'s interface over gRPC; ``client`` (httpx) scrapes /metrics."""
+    """``bench.http.load.Sender``'s interface over gRPC; ``client`` (httpx) scrapes /metrics."""
 
     def __init__(
         self,

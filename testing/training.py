@@ -1,20 +1,13 @@
-"""INT8 fidelity on a trained network: random weights cannot show it (near-uniform outputs).
+"""A small SA-ResNet trained for seconds on a generated, learnable image set.
 
-Trains a small SA-ResNet (``sanet_tiny``) for seconds on a generated, learnable image set
-(each class is a colour tint over random texture and a randomly coloured square), writes
-held-out images as PNG files to a calibration folder, quantizes with the service's own code
-(``model.quantize.int8_engine``) and reports top-1 agreement and the largest probability
-difference against fp32.
-
-    python -m bench.fidelity [--classes 4] [--train 256] [--calibration 60]
+Random weights give near-uniform outputs, so INT8 fidelity (``tests/unit/test_int8.py``,
+``bench.model.fidelity``) needs a network that has learned something: each class is a colour
+tint over random texture and a randomly coloured square.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +16,9 @@ from PIL import Image
 from torch import nn
 
 from model.preprocess import resize_crop, to_tensor
-from model.quantize import int8_engine
 from model.sanet import create_model
 
-log = logging.getLogger("bench.fidelity")
+log = logging.getLogger("testing.training")
 SIZE = 256  # the eval transform resizes to 256 and crops 224: little is lost
 
 
@@ -105,24 +97,3 @@ def _fit(
 def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     with torch.inference_mode():
         return (net(x).argmax(1) == y).float().mean().item()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--classes", type=int, default=4)
-    parser.add_argument("--train", type=int, default=192)
-    parser.add_argument("--calibration", type=int, default=60)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    net = train_tiny(args.classes, args.train)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = write_images(Path(tmp) / "calib", args.calibration, args.classes, seed=1)
-        _, report = int8_engine(net, calibration_dir=folder, min_agreement=0)
-    x, y = dataset(64, args.classes, seed=2)
-    result = {"fp32_accuracy": accuracy(net, x, y), **report.as_dict()}
-    print(json.dumps(result, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

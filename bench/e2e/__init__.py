@@ -1,0 +1,1 @@
+"""sanet-serve beside the authors' ONNX export on LitServe, end to end."""

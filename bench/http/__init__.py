@@ -1,0 +1,1 @@
+"""Load over HTTP and gRPC: the load generator, its report, autoscaling signals, soak."""

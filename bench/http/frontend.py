@@ -1,0 +1,114 @@
+"""Front-end capacity: HTTP + decode + crop + hand-off, with the null engine (no network).
+
+    python -m bench.http.frontend --workers 1 2 --rounds 3 --duration 10 --concurrency 16
+
+For each round, each ``--workers`` setting (interleaved) serves ``SANET_BACKEND=null``;
+``hey`` posts coffee.jpg, then a 4032x3024 JPEG made from it, closed loop. Reports img/s,
+the server tree's CPU milliseconds per image (every process, from /proc), and the median
+per-round ratio of each setting's img/s to the first setting's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+from PIL import Image
+
+from bench.http.hey import hey, tree_cpu_s
+from testing.servers import Spawned, sanet_serve_command
+
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "coffee.jpg"
+
+
+def _big_jpeg(folder: Path) -> Path:
+    """A 4032 x 3024 photo (a phone camera's size), quality 90."""
+    out = folder / "big.jpg"
+    buf = io.BytesIO()
+    Image.open(SAMPLE).convert("RGB").resize((4032, 3024)).save(buf, "JPEG", quality=90)
+    out.write_bytes(buf.getvalue())
+    return out
+
+
+def _serve(workers: int, folder: Path) -> Spawned:
+    env = {
+        "SANET_BACKEND": "null",
+        "SANET_MODELS": "sanet_tiny",
+        "SANET_WORKERS": str(workers),
+        "SANET_MAX_BATCH_SIZE": "32",
+        "SANET_MAX_QUEUE": "256",
+        "SANET_MAX_IMAGES_PER_REQUEST": "8",
+        "SANET_LOG_LEVEL": "warning",
+    }
+    log = folder / f"server-{workers}.log"
+    return Spawned(sanet_serve_command(), log, env).wait_ready(120)
+
+
+def _measure(server: Spawned, body: Path, concurrency: int, seconds: float) -> dict[str, float]:
+    url = f"{server.url}/classify"
+    hey(url, body, concurrency, seconds=min(2.0, seconds))  # warm-up
+    cpu0 = tree_cpu_s(server.popen.pid)
+    run = hey(url, body, concurrency, seconds=seconds)
+    cpu = tree_cpu_s(server.popen.pid) - cpu0
+    ok = run.count(200)
+    return {
+        "img_s": run.rate(200),
+        "cpu_ms_per_img": 1000 * cpu / ok if ok else float("nan"),
+        "non_200": len(run.statuses) - ok,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="sanet-frontend-"))
+    images = {"coffee.jpg": SAMPLE, "4032x3024.jpg": _big_jpeg(folder)}
+    rows: dict[tuple[int, str], list[dict[str, float]]] = {}
+    for _ in range(args.rounds):
+        for workers in args.workers:
+            server = _serve(workers, folder)
+            try:
+                for name, body in images.items():
+                    m = _measure(server, body, args.concurrency, args.duration)
+                    rows.setdefault((workers, name), []).append(m)
+            finally:
+                server.stop()
+    _report(rows, args.workers, list(images), args.out)
+
+
+def _report(
+    rows: dict[tuple[int, str], list[dict[str, float]]],
+    workers: list[int],
+    images: list[str],
+    out: Path | None,
+) -> None:
+    print("| front ends | image | img/s | server CPU ms/img | x first setting |")
+    print("|---|---|---|---|---|")
+    summary = []
+    for name in images:
+        base = rows[(workers[0], name)]
+        for w in workers:
+            runs = rows[(w, name)]
+            ratio = statistics.median(
+                r["img_s"] / b["img_s"] for r, b in zip(runs, base, strict=True)
+            )
+            img_s = statistics.median(r["img_s"] for r in runs)
+            cpu = statistics.median(r["cpu_ms_per_img"] for r in runs)
+            print(f"| {w} | {name} | {img_s:.1f} | {cpu:.2f} | {ratio:.2f} |")
+            summary.append({"workers": w, "image": name, "img_s": img_s, "cpu_ms": cpu,
+                            "ratio": ratio})  # fmt: skip
+    if out is not None:
+        out.write_text(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()

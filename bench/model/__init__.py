@@ -1,0 +1,1 @@
+"""The network alone: SA's cost per engine, INT8 fidelity."""

@@ -1,0 +1,1 @@
+"""Without HTTP: decoding large JPEGs, decode + model in one process."""

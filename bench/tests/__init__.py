@@ -1,0 +1,1 @@
+"""Tests of the benchmark tools themselves (tier ``bench``, in ``make test``)."""

@@ -1,0 +1,245 @@
+"""The engine process: the device's batcher and compiled models, fed through the slot ring.
+
+It listens on a Unix socket of the run directory before it loads anything, so front ends
+connect at once and learn when it is ready (``wire.State``). Each front end sends
+``Submit`` (slots, model, deadline) and ``Cancel``; the engine queues the request on the
+model's lane of the batcher (``service/batcher.py``), whose inference thread gathers the
+batch's crops from the ring into one uint8 buffer, runs the model (normalisation included)
+and answers with the probability rows. A front end that disconnects (it died) has its queued
+work dropped and its slots freed here. SIGTERM: stop accepting, finish what is queued, exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from service import errors, wire
+from service.batcher import Batcher, Ticket
+from service.config import Settings
+from service.engine_model import EngineModel
+from service.loading import release_free_memory
+from service.memory import fix_mmap_threshold, malloc_trim
+from service.metrics import Metrics
+from service.slots import SlotRing
+
+log = logging.getLogger(__name__)
+
+#: how often the busy-time counter and the queue gauges are brought up to date
+TICK_S = 0.25
+
+
+@dataclass(eq=False)
+class _Link:
+    """One front end's connection and the requests it has in the engine."""
+
+    pid: int
+    writer: asyncio.StreamWriter
+    tickets: dict[int, Ticket] = field(default_factory=dict)
+
+    def send(self, message: wire.Message) -> None:
+        if not self.writer.is_closing():
+            wire.write(self.writer, message)
+
+
+class Engine:
+    """The engine process's state: models, batcher, front-end links."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ring: SlotRing,
+        socket_path: Path,
+        model_factory: Callable[..., EngineModel] = EngineModel,
+    ) -> None:
+        """``model_factory(spec, settings, ring, metrics)`` makes each served model."""
+        self.settings, self.ring, self.socket_path = settings, ring, socket_path
+        self.model_factory = model_factory
+        self.exit_code = 0
+        self.metrics = Metrics()
+        self.batcher = Batcher(
+            "sanet-infer",
+            max_batch_size=settings.max_batch_size,
+            max_delay_s=settings.max_delay_ms / 1000,
+            max_queue=4 * ring.n,  # the ring is the budget; this only bounds stale entries
+            on_idle=malloc_trim,  # after traffic, freed heap pages go back to the OS
+        )
+        self.models: dict[str, EngineModel] = {}
+        self.links: dict[int, _Link] = {}
+        self.state = wire.State(ready=False)
+        self._stop = asyncio.Event()
+
+    async def serve(self) -> int:
+        """Listen, load, serve until SIGTERM; the exit status."""
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        server = await asyncio.start_unix_server(self._connected, path=str(self.socket_path))
+        try:
+            loading = asyncio.create_task(self._load())
+            stopping = asyncio.create_task(self._stop.wait())
+            await asyncio.wait({loading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not loading.done():  # stopped while loading: nothing was admitted
+                return 0
+            if not loading.result():
+                self._publish(wire.State(ready=False, failed=True))
+                await asyncio.sleep(0.2)  # let the front ends read it
+                return 1
+            ticker = asyncio.create_task(self._tick())
+            await self._stop.wait()
+            log.info("engine stopping: finishing %d queued images", self._queued())
+            self._publish(wire.State(ready=False, models=self.state.models))
+            await asyncio.to_thread(self.batcher.stop, self.settings.drain_timeout_s)
+            ticker.cancel()
+            self.metrics.busy.flush()
+            return self.exit_code
+        finally:
+            server.close()
+            for link in list(self.links.values()):
+                link.writer.close()
+
+    async def _load(self) -> bool:
+        try:
+            for spec in self.settings.models:
+                served = self.model_factory(spec, self.settings, self.ring, self.metrics)
+                await _in_daemon_thread(served.load)
+                self.models[served.name] = served
+                self.batcher.add_model(served.name, served.run_batch)
+            await asyncio.to_thread(release_free_memory)
+            fix_mmap_threshold()
+        except Exception:
+            log.critical("startup failed; the service will not become ready", exc_info=True)
+            return False
+        self.batcher.start()
+        described = {name: m.describe() for name, m in self.models.items()}
+        self._publish(wire.State(ready=True, models=described))
+        log.info("engine ready: serving %s", ", ".join(self.models))
+        return True
+
+    def _publish(self, state: wire.State) -> None:
+        self.state = state
+        for link in self.links.values():
+            link.send(state)
+
+    def _queued(self) -> int:
+        return sum(self.batcher.depth(name) for name in self.models)
+
+    async def _tick(self) -> None:
+        """Busy time counts a running batch as it runs; queue gauges follow the queues."""
+        while True:
+            self.metrics.busy.flush()
+            for name in self.models:
+                self.metrics.set_queue(name, self.batcher.depth(name), self.ring.n)
+            if not self.batcher.alive:
+                log.critical("the inference worker died; the engine exits")
+                self.exit_code = 1
+                self._stop.set()
+                return
+            await asyncio.sleep(TICK_S)
+
+    # -- front ends --------------------------------------------------------------------------
+    async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hello = await wire.read(reader)
+        if not isinstance(hello, wire.Hello):
+            writer.close()
+            return
+        link = self.links[hello.pid] = _Link(hello.pid, writer)
+        link.send(self.state)
+        try:
+            while (message := await wire.read(reader)) is not None:
+                if isinstance(message, wire.Submit):
+                    self._submit(link, message)
+                elif isinstance(message, wire.Cancel) and message.rid in link.tickets:
+                    self.batcher.cancel(link.tickets[message.rid])
+        finally:
+            self._gone(link)
+
+    def _gone(self, link: _Link) -> None:
+        """A front end disconnected: drop its queued work and free the slots it held."""
+        self.links.pop(link.pid, None)
+        for ticket in list(link.tickets.values()):
+            self.batcher.cancel(ticket)
+        freed = self.ring.reclaim(link.pid)
+        if freed or link.tickets:
+            log.warning(
+                "front end %d went away: %d requests dropped, %d slots freed",
+                link.pid,
+                len(link.tickets),
+                freed,
+            )
+        link.writer.close()
+
+    def _submit(self, link: _Link, message: wire.Submit) -> None:
+        try:
+            if message.model not in self.models:
+                raise errors.NotReady()
+            res = self.batcher.reserve(message.model, len(message.images), message.deadline)
+            ticket = self.batcher.submit(res, list(message.images))
+        except errors.ServiceError as err:
+            link.send(wire.Failed(message.rid, type(err).__name__))
+            return
+        link.tickets[message.rid] = ticket
+        ticket.future.add_done_callback(partial(self._answer, link, message, ticket))
+
+    def _answer(
+        self, link: _Link, message: wire.Submit, ticket: Ticket, fut: asyncio.Future[Any]
+    ) -> None:
+        link.tickets.pop(message.rid, None)
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is not None:
+            name = type(exc).__name__ if isinstance(exc, errors.ServiceError) else "InferenceFailed"
+            link.send(wire.Failed(message.rid, name))
+            return
+        rows = torch.stack(fut.result()).to(torch.float32)
+        started = ticket.started_at or ticket.enqueued_at
+        queue_s = started - ticket.enqueued_at
+        self.metrics.queue_wait.labels(model=message.model).observe(queue_s)
+        inference_s = (ticket.finished_at or started) - started
+        answer = wire.Answer(
+            message.rid, rows.numpy().tobytes(), int(rows.shape[1]), queue_s, inference_s
+        )
+        link.send(answer)
+
+
+def main(settings: Settings, ring: SlotRing, socket_path: Path) -> int:
+    """The engine process's entry point (forked by the supervisor)."""
+    return asyncio.run(Engine(settings, ring, socket_path).serve())
+
+
+async def _in_daemon_thread(fn: Any) -> None:
+    """Run blocking ``fn`` in a daemon thread and await it (a SIGTERM while loading ends
+    the process at once instead of after the load)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as exc:
+            loop.call_soon_threadsafe(_settle, done, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, done, None)
+
+    threading.Thread(target=run, name="sanet-load", daemon=True).start()
+    await done
+
+
+def _settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:
+    if fut.done():
+        return
+    if exc is None:
+        fut.set_result(None)
+    else:
+        with contextlib.suppress(asyncio.InvalidStateError):
+            fut.set_exception(exc)

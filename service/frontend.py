@@ -1,0 +1,94 @@
+"""A front-end process: uvicorn (HTTP) and gRPC on the pod's shared listening sockets.
+
+Forked by the supervisor with the HTTP socket already bound and listening; every front end
+accepts from that one socket, so a front end that dies leaves the connections waiting in the
+backlog to the others. SIGTERM (sent by the supervisor) drains: /readyz and new requests
+answer 503 with ``Connection: close`` at once, admitted requests finish (up to
+SANET_DRAIN_TIMEOUT_S), then the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from service.app import create_app
+from service.config import Settings
+from service.http_server import GuardedHttpToolsProtocol, server_config
+from service.lifecycle import Lifecycle
+from service.process import set_process_name
+from service.slots import SlotRing
+
+log = logging.getLogger(__name__)
+#: a draining front end exits once no connection has been active for this long
+QUIET_S = 0.3
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn.Server whose SIGTERM drains the app before the usual shutdown."""
+
+    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle) -> None:
+        super().__init__(config)
+        self.lifecycle = lifecycle
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drain: asyncio.Task[None] | None = None
+
+    async def serve(self, sockets: Any = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # Not calling super(): it re-raises the signal after shutdown (exit status 143).
+        if sig == signal.SIGINT:
+            return  # a terminal's Ctrl-C reaches the whole group: the supervisor decides
+        if self._drain is not None or self._loop is None:
+            self.force_exit = self.should_exit = True
+            return
+        self._loop.call_soon_threadsafe(self._start_drain)
+
+    def _start_drain(self) -> None:
+        if self._drain is None:
+            self._drain = asyncio.create_task(self._drain_then_exit())
+
+    async def _drain_then_exit(self) -> None:
+        started = time.monotonic()
+        timeout = self.lifecycle.settings.drain_timeout_s
+        await self.lifecycle.drain(timeout)
+        await self._until_quiet(started + timeout)
+        self.should_exit = True
+
+    async def _until_quiet(self, deadline: float) -> None:
+        """Keep answering (503, ``Connection: close``) until no connection has been active
+        for ``QUIET_S``: a connection that has just been opened, or is sending a request, is
+        answered rather than closed under its client (which would read as a reset)."""
+        while time.monotonic() < deadline:
+            now = asyncio.get_running_loop().time()
+            busy = [
+                c
+                for c in self.server_state.connections
+                if not isinstance(c, GuardedHttpToolsProtocol)
+                or c.idle_since is None
+                or now - c.idle_since < QUIET_S
+            ]
+            if not busy:
+                return
+            await asyncio.sleep(QUIET_S / 4)
+
+
+def main(
+    settings: Settings, ring: SlotRing, listener: socket.socket, engine_socket: Path, index: int
+) -> int:
+    """The front end's entry point (forked by the supervisor); its exit status."""
+    set_process_name(f"sanet-front-{index}")
+    app = create_app(settings, ring, engine_socket)
+    server = DrainingServer(server_config(app, settings), app.state.lifecycle)
+    server.run(sockets=[listener])
+    return 0

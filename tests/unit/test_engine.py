@@ -1,0 +1,88 @@
+"""The engine process's loop in-process: real slot ring, real socket, real EngineLink, and
+models that fail the way a device can (an error on one batch, a worker that dies)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from service import errors
+from service.config import ModelSpec, Settings
+from service.engine import Engine
+from service.engine_link import EngineLink
+from service.slots import SlotRing
+
+
+class Fatal(BaseException):
+    """Escapes the worker's per-batch ``except Exception``: the thread dies."""
+
+
+class FakeModel:
+    """Answers one-hot rows of the crop's first byte; fails on demand."""
+
+    fail: BaseException | None = None
+
+    def __init__(self, spec: ModelSpec, settings: Settings, ring: SlotRing, metrics: Any) -> None:
+        self.name, self.ring = spec.name, ring
+
+    def load(self) -> None:
+        pass
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "num_classes": 4, "input_size": [3, 224, 224]}
+
+    def run_batch(self, images: list[tuple[int, ...]]) -> list[torch.Tensor]:
+        if FakeModel.fail is not None:
+            raise FakeModel.fail
+        return [torch.eye(4)[int(self.ring.crop(s[0])[0, 0, 0]) % 4] for s in images]
+
+
+async def _classify(link: EngineLink, ring: SlotRing, value: int) -> torch.Tensor:
+    (slot,) = ring.reserve(1, os.getpid())
+    try:
+        ring.crop(slot)[...] = value
+        _rid, fut = link.submit("m", [(slot,)], time.monotonic() + 10)
+        answer = await fut
+        return torch.frombuffer(bytearray(answer.probabilities), dtype=torch.float32)
+    finally:
+        ring.free([slot])
+
+
+async def _run(tmp_path: Path) -> None:
+    ring = SlotRing(4, tmp_path / "lock")
+    settings = Settings(models="m=sanet_tiny", max_batch_size=2, max_queue=2)
+    engine = Engine(settings, ring, tmp_path / "engine.sock", model_factory=FakeModel)
+    served = asyncio.create_task(engine.serve())
+    link = EngineLink(tmp_path / "engine.sock", on_state=lambda _s: None)
+    linked = asyncio.create_task(link.run())
+    while not link.state.ready:
+        await asyncio.sleep(0.01)
+    assert (await _classify(link, ring, 2)).argmax() == 2
+    FakeModel.fail = RuntimeError("CUDA error: secret /internal/path detail")
+    with pytest.raises(errors.InferenceFailed) as failed:
+        await _classify(link, ring, 1)
+    assert "secret" not in str(failed.value) and failed.value.status_code == 500
+    FakeModel.fail = None
+    assert (await _classify(link, ring, 3)).argmax() == 3  # the engine goes on serving
+    FakeModel.fail = Fatal()
+    with pytest.raises(errors.InferenceFailed):
+        await _classify(link, ring, 1)
+    assert await asyncio.wait_for(served, 10) == 1  # a dead worker ends the engine: exit 1
+    await asyncio.wait_for(linked, 10)
+    assert link.lost and link.state.failed  # the front end's readiness and liveness turn off
+    with pytest.raises(errors.Unavailable):
+        link.submit("m", [(0,)], time.monotonic() + 1)
+    assert ring.used() == 0
+
+
+def test_failing_batch_and_dead_worker(tmp_path: Path) -> None:
+    try:
+        asyncio.run(_run(tmp_path))
+    finally:
+        FakeModel.fail = None
