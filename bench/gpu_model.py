@@ -2,7 +2,7 @@
 
     python -m bench.gpu_model --out bench/results/gpu_model.json      # on the GPU host
     python -m bench.gpu_model --dry-run                                # CPU smoke, sanet_tiny
-    python -m bench.gpu_model --cpu-uint8                              # CPU: uint8 vs float in
+    python -m bench.gpu_model --cpu-uint8 --batches 8 --iters 15       # CPU: uint8 vs float in
 
 GPU rows: the network on the device (input already there), channels_last, fp16 and bf16, a
 CUDA graph per batch size, CUDA events, the median of ``--iters`` replays. Routes: ResNet-50
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cpu_uint8:
         from bench.uint8_cpu import run as run_cpu_uint8
 
-        return run_cpu_uint8(args.out)
+        return run_cpu_uint8(args.out, batch=args.batches[0], rounds=args.iters)
     device = "cuda" if torch.cuda.is_available() and not args.dry_run else "cpu"
     if device == "cpu":  # the smoke run: small, fp32, a few iterations
         args.arch, args.dtypes, args.batches = "sanet_tiny", ["fp32"], [1, 2]
