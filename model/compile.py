@@ -32,7 +32,6 @@ BACKENDS = ("eager", "torchscript", "onnxruntime", "openvino")  # the service's 
 SA_ROUTES = ("inductor", "triton")  # by name here; on CUDA build_engine's auto measures them
 ALL_BACKENDS = BACKENDS + SA_ROUTES
 EXPORTED = ("onnxruntime", "openvino")  # run from the ONNX export, on CPU only
-TORCH_CPU = ("eager", "torchscript", "inductor")  # torch modules on CPU: UInt8Input in front
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # Chosen from bench/model_speed.py on the reference CPU and GPU (README, "Performance").
 AUTO_BACKEND = {"cpu": "onnxruntime", "cuda": "torchscript"}
