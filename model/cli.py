@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from model.checkpoint import load_checkpoint
-from model.compile import BACKENDS, compile_model, prepare
+from model.compile import ALL_BACKENDS, compile_model, prepare
 from model.postprocess import labels_for, probabilities, top_k
 from model.preprocess import preprocess
 from model.sanet import arch_spec, count_parameters, create_model, list_models, random_init
@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+")
     predict.add_argument("--weights", help="checkpoint (.pth.tar or state_dict)")
     predict.add_argument("--arch", default="auto", choices=["auto", *list_models()], help=arch_help)
-    predict.add_argument("--backend", default="torchscript", choices=BACKENDS)
+    predict.add_argument("--backend", default="torchscript", choices=ALL_BACKENDS)
     predict.add_argument("--top-k", type=int, default=5)
     predict.set_defaults(func=cmd_predict)
     export = sub.add_parser("export", help="write a frozen TorchScript or ONNX file")

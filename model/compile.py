@@ -1,13 +1,17 @@
 """Inference compilation: one function per backend, each returning a :class:`CompiledModel`.
 
-Backends: ``eager`` (reference), ``torchscript`` (scripted and frozen), ``onnxruntime`` and
-``openvino`` (both from the ONNX export of the folded graph, CPU). Here ``auto`` is a fixed
-per-device default; ``model.build_engine`` measures the candidates instead (the service's
-path). Folding (README "How SA becomes nearly free") is applied first unless ``fold=False``.
+Backends: ``eager`` (reference), ``torchscript`` (scripted and frozen), ``inductor``
+(``torch.compile``), ``onnxruntime`` and ``openvino`` (both from the ONNX export of the folded
+graph, CPU), ``triton`` (CUDA: folded SA as Triton kernels, ``model/triton_sa.py``). Here
+``auto`` is a fixed per-device default; ``model.build_engine`` measures the candidates instead
+(the service's path). Folding (README "How SA becomes nearly free") is applied first unless
+``fold=False``. The caller's network is never changed: every engine works on its own copy.
 """
 
 from __future__ import annotations
 
+import copy
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,13 +19,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from model.errors import UnknownModelError
+from model.errors import EngineError, UnknownBackendError, UnknownDeviceError, UnknownPrecisionError
 from model.folding import fold_model, use_fused_sa
 from model.fused import load_fused_sa
+from model.preprocess import normalize
 from model.sanet import SANet
 from model.scripting import script_module
+from model.uint8_input import UInt8Input
 
-BACKENDS = ("eager", "torchscript", "onnxruntime", "openvino")
+Runner = Callable[[torch.Tensor], torch.Tensor]
+BACKENDS = ("eager", "torchscript", "onnxruntime", "openvino")  # the service's choices
+SA_ROUTES = ("inductor", "triton")  # by name here; on CUDA build_engine's auto measures them
+ALL_BACKENDS = BACKENDS + SA_ROUTES
 EXPORTED = ("onnxruntime", "openvino")  # run from the ONNX export, on CPU only
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # Chosen from bench/model_speed.py on the reference CPU and GPU (README, "Performance").
@@ -30,19 +39,29 @@ AUTO_BACKEND = {"cpu": "onnxruntime", "cuda": "torchscript"}
 
 @dataclass
 class CompiledModel:
-    """A callable mapping a float32 (B, 3, H, W) CPU batch to float32 CPU logits."""
+    """A callable batch -> float32 CPU logits.
 
-    run: Callable[[torch.Tensor], torch.Tensor]
+    The batch is either the uint8 crop batch (B, 224, 224, 3) NHWC, normalised inside the
+    engine (``run_uint8``; without one, on the host with :func:`model.preprocess.normalize`),
+    or a float32 (B, 3, 224, 224) batch already normalised (``run``).
+    """
+
+    run: Runner
     backend: str
     device: str
     precision: str
     folded: bool
     num_classes: int
     fused: bool = False  # SA through the fused CPU kernel (model/fused.py)
+    run_uint8: Runner | None = None
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            return self.run(batch)
+            if batch.dtype != torch.uint8:
+                return self.run(batch)
+            if self.run_uint8 is None:
+                return self.run(normalize(batch))
+            return self.run_uint8(batch)
 
 
 def resolve_device(device: str) -> str:
@@ -50,26 +69,38 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device not in ("cpu", "cuda"):
-        raise UnknownModelError(f"unknown device {device!r}; use auto, cpu or cuda")
+        raise UnknownDeviceError(f"unknown device {device!r}; use auto, cpu or cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UnknownDeviceError("device cuda asked for, but torch sees no CUDA device")
     return device
 
 
+def triton_interpreting() -> bool:
+    """True under ``TRITON_INTERPRET=1``: Triton kernels run on CPU tensors (tests only)."""
+    return os.environ.get("TRITON_INTERPRET", "") == "1"
+
+
 def resolve_backend(backend: str, device: str) -> str:
+    """``auto`` -> the fixed default for ``device``; a name that cannot run there is refused."""
     if backend == "auto":
         return AUTO_BACKEND[device]
-    if backend not in BACKENDS:
-        raise UnknownModelError(f"unknown backend {backend!r}; known: auto, {', '.join(BACKENDS)}")
+    if backend not in ALL_BACKENDS:
+        raise UnknownBackendError(
+            f"unknown backend {backend!r}; known: auto, {', '.join(ALL_BACKENDS)}"
+        )
     if backend in EXPORTED and device != "cpu":
-        raise UnknownModelError(f"the {backend} backend runs on cpu only here")
+        raise UnknownBackendError(f"the {backend} backend runs on cpu only here")
+    if backend == "triton" and device != "cuda" and not triton_interpreting():
+        raise UnknownBackendError("the triton backend runs on cuda (or under TRITON_INTERPRET=1)")
     return backend
 
 
 def prepare(net: nn.Module, fold: bool) -> nn.Module:
-    """``net`` in eval mode, or its folded copy (README "How SA becomes nearly free")."""
-    net = net.eval()
+    """An eval-mode copy of ``net``, folded for an SA-ResNet (README "How SA becomes nearly
+    free"). Nothing of ``net`` is shared or changed: not its tensors, mode or device."""
     if fold and isinstance(net, SANet):
         return fold_model(net)
-    return net
+    return copy.deepcopy(net).eval()
 
 
 def compile_model(
@@ -94,29 +125,48 @@ def compile_model(
     """
     device = resolve_device(device)
     backend = resolve_backend(backend, device)
-    if precision not in PRECISIONS:
-        raise UnknownModelError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
-    if device == "cpu" and precision != "fp32":
-        raise UnknownModelError("reduced precision is for cuda; use fp32 on cpu")
+    _check_precision(precision, device)
     num_classes = _num_classes(net)
     module = prepare(net, fold)
     use_fused = False
-    if fold and device == "cpu" and backend not in EXPORTED and fused is not False:
+    if fold and device == "cpu" and backend in ("eager", "torchscript") and fused is not False:
         use_fused = load_fused_sa() and use_fused_sa(module) > 0
         if fused and not use_fused:
-            raise UnknownModelError("the fused SA kernel could not be built on this machine")
-    run: Callable[[torch.Tensor], torch.Tensor]
+            raise EngineError("the fused SA kernel could not be built on this machine")
+    if backend == "triton":
+        from model.triton_sa import use_triton_sa
+
+        use_triton_sa(module)
+    run: Runner
+    run_uint8: Runner | None
     if device == "cuda":
         from model.cuda import compile_cuda
 
-        run = compile_cuda(module, backend, PRECISIONS[precision])
+        run = run_uint8 = compile_cuda(module, backend, PRECISIONS[precision])
     elif backend in EXPORTED:
-        run = _compile_exported(module, backend, threads, cache_dir, cache_key)
-    elif backend == "torchscript":
-        run = script_module(module)
+        run, run_uint8 = _compile_exported(module, backend, threads, cache_dir, cache_key)
     else:
-        run = module
-    return CompiledModel(run, backend, device, precision, fold, num_classes, use_fused)
+        run = run_uint8 = _compile_torch_cpu(module, backend)
+    return CompiledModel(run, backend, device, precision, fold, num_classes, use_fused, run_uint8)
+
+
+def _check_precision(precision: str, device: str) -> None:
+    if precision not in PRECISIONS:
+        raise UnknownPrecisionError(
+            f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}"
+        )
+    if device == "cpu" and precision != "fp32":
+        raise UnknownPrecisionError(f"{precision} is for cuda; use fp32 on cpu")
+
+
+def _compile_torch_cpu(module: nn.Module, backend: str) -> Runner:
+    """A torch module on CPU, the uint8 normalisation as its first op."""
+    wrapped = UInt8Input(module).eval()
+    if backend == "torchscript":
+        return script_module(wrapped)
+    if backend == "inductor":
+        return torch.compile(wrapped, fullgraph=True, dynamic=False)
+    return wrapped
 
 
 def _compile_exported(
@@ -125,18 +175,22 @@ def _compile_exported(
     threads: int | None,
     cache_dir: str | Path | None,
     cache_key: str | None,
-) -> Callable[[torch.Tensor], torch.Tensor]:
+) -> tuple[Runner, Runner]:
+    """(float runner, uint8 runner) from one export; the uint8 engine normalises in-graph."""
     from model.export_cache import onnx_file
 
     with onnx_file(module, cache_dir, cache_key) as path:
         if backend == "openvino":
-            from model.openvino_backend import compile_openvino
+            from model.openvino_backend import compile_openvino, compile_openvino_uint8
 
             ov_cache = cache_dir if cache_key else None
-            return compile_openvino(path, threads=threads, cache_dir=ov_cache)
-        from model.onnx_backend import OrtRunner
+            return (
+                compile_openvino(path, threads=threads, cache_dir=ov_cache),
+                compile_openvino_uint8(path, threads=threads, cache_dir=ov_cache),
+            )
+        from model.onnx_backend import OrtRunner, uint8_graph
 
-        return OrtRunner(path, threads)
+        return OrtRunner(path, threads), OrtRunner(uint8_graph(path), threads)
 
 
 def _num_classes(net: nn.Module) -> int:

@@ -21,7 +21,7 @@ from torch import nn
 
 from model.autoselect import Candidate, Choice, Timer, choose, decision_path
 from model.compile import AUTO_BACKEND, CompiledModel, compile_model, resolve_device
-from model.errors import UnknownModelError
+from model.errors import UnknownBackendError, UnknownModelError
 from model.export_cache import cache_key as make_cache_key
 from model.export_cache import cpu_info, engine_versions
 from model.sanet import arch_of
@@ -87,7 +87,8 @@ def build_engine(
     max_batch_size: int = 8,
     timer: Timer = time.perf_counter,
 ) -> Engine:
-    """Compile ``net`` for serving; ``backend="auto"`` measures the candidates on CPU.
+    """Compile ``net`` for serving; ``backend="auto"`` measures the candidates at start: the
+    CPU engines on CPU, the SA routes (:func:`cuda_candidates`) on CUDA.
 
     ``cache_key`` names cached artefacts (default: from the arch and ``weights_sha256``).
     ``precision="int8"`` (CPU, OpenVINO) needs ``calibration_dir`` and refuses a model whose
@@ -104,6 +105,8 @@ def build_engine(
         engine = _int8(net, backend, device, opts)
     elif backend == "auto" and device == "cpu":
         engine = _auto_cpu(net, precision, opts, timer)
+    elif backend == "auto":
+        engine = _auto_cuda(net, precision, opts, timer)
     else:
         fixed = AUTO_BACKEND[device] if backend == "auto" else backend
         compiled = _compile(net, fixed, device, precision, opts)
@@ -163,20 +166,49 @@ def _auto_cpu(net: nn.Module, precision: str, opts: EngineOptions, timer: Timer)
     return Engine(compiled, _auto_report(choice, precision))
 
 
-def _builder(net: nn.Module, backend: str, precision: str, opts: EngineOptions) -> Any:
-    return lambda: _compile(net, backend, "cpu", precision, opts)
+def _builder(
+    net: nn.Module, backend: str, precision: str, opts: EngineOptions, device: str = "cpu"
+) -> Any:
+    return lambda: _compile(net, backend, device, precision, opts)
 
 
-def _auto_report(choice: Choice, precision: str) -> EngineReport:
+def cuda_candidates() -> list[str]:
+    """The CUDA routes ``auto`` measures: TorchScript, and Triton SA and inductor when the
+    ``triton`` package is installed (both need it on CUDA)."""
+    has_triton = importlib.util.find_spec("triton") is not None
+    return ["torchscript", *(["triton", "inductor"] if has_triton else [])]
+
+
+def _auto_cuda(net: nn.Module, precision: str, opts: EngineOptions, timer: Timer) -> Engine:
+    """``auto`` on CUDA: measure the SA routes at start (the decision is cached like on CPU,
+    keyed by the GPU, the engine versions and the batch sizes, so a restart builds one)."""
+    import torch
+
+    decision = None
+    if opts.cache_dir is not None and opts.cache_key is not None:
+        fingerprint = {**_fingerprint(opts, precision), "gpu": torch.cuda.get_device_name()}
+        fingerprint["torch"] = torch.__version__
+        decision = decision_path(opts.cache_dir, opts.cache_key, fingerprint)
+    candidates = [
+        Candidate(b, _builder(net, b, precision, opts, "cuda")) for b in cuda_candidates()
+    ]
+    batches = sorted({1, opts.max_batch_size})
+    compiled, choice = choose(
+        candidates, batches=batches, rounds=opts.rounds, decision_file=decision, timer=timer
+    )
+    return Engine(compiled, _auto_report(choice, precision, "cuda"))
+
+
+def _auto_report(choice: Choice, precision: str, device: str = "cpu") -> EngineReport:
     files = [choice.path] if choice.path else []
     return EngineReport(
-        choice.backend, precision, "cpu", "auto", choice.source, choice.timings_ms, None, files
+        choice.backend, precision, device, "auto", choice.source, choice.timings_ms, None, files
     )
 
 
 def _int8(net: nn.Module, backend: str, device: str, opts: EngineOptions) -> Engine:
     if device != "cpu" or backend not in ("auto", "openvino"):
-        raise UnknownModelError(
+        raise UnknownBackendError(
             f"int8 runs on cpu with the openvino backend (asked: {backend} on {device})"
         )
     from model.quantize import int8_engine

@@ -66,8 +66,25 @@ class UnknownModelError(ModelError):
     """An architecture or backend name that the registry does not know."""
 
 
+class UnknownDeviceError(ModelError):
+    """A device name other than ``auto``, ``cpu`` or ``cuda``, or ``cuda`` without a GPU."""
+
+
+class UnknownBackendError(ModelError):
+    """A compile backend the model core does not know, or one that does not run on the device."""
+
+
+class UnknownPrecisionError(ModelError):
+    """A precision the model core does not know, or one that does not run on the device."""
+
+
 class EngineError(ModelError):
     """The requested inference engine or precision cannot be built as asked."""
+
+
+class GpuDecodeError(EngineError):
+    """GPU JPEG decoding was asked for but cannot run here (no GPU, no decoder package) or
+    its output is too far from the CPU transform (the fidelity gate refused it)."""
 
 
 class CalibrationError(EngineError):

@@ -166,10 +166,10 @@ class FoldedSANet(nn.Module):
     def __init__(self, net: SANet) -> None:
         super().__init__()
         self.stem = fold_bn(net.conv1, net.bn1)
-        self.maxpool = net.maxpool
+        self.maxpool = copy.deepcopy(net.maxpool)
         blocks = [FoldedBottleneck(b) for layer in _stages(net) for b in layer]  # type: ignore[arg-type]
         self.blocks = nn.Sequential(*blocks)
-        self.fc = net.fc
+        self.fc = copy.deepcopy(net.fc)  # its own copy: compiling must never move the caller's
         self.arch = getattr(net, "arch", "unknown")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -184,5 +184,9 @@ def _stages(net: SANet) -> list[nn.Sequential]:
 
 @torch.no_grad()
 def fold_model(net: SANet) -> FoldedSANet:
-    """Fold an eval-mode SA-ResNet into :class:`FoldedSANet` (the input is not changed)."""
+    """Fold an SA-ResNet into :class:`FoldedSANet`, its inference (eval-mode) form.
+
+    ``net`` is not changed and shares no tensor with the result (its mode, device and dtype
+    stay as they were), so compiling for another device never moves the caller's network.
+    """
     return FoldedSANet(net).eval()

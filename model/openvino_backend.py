@@ -92,7 +92,8 @@ class OvRunner:
         return np.array(result[0], copy=True)  # the request reuses its output buffer
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        array = batch.detach().to(torch.float32).contiguous().numpy()
+        dtype = torch.uint8 if batch.dtype == torch.uint8 else torch.float32
+        array = batch.detach().to(dtype).contiguous().numpy()
         with self._lock:
             rows = [self._one(array[i : i + 1]) for i in range(array.shape[0])]
         return torch.from_numpy(np.concatenate(rows, axis=0))
@@ -103,3 +104,30 @@ def compile_openvino(
 ) -> OvRunner:
     """An :class:`OvRunner` for the exported graph ``onnx`` (blob cached with a cache dir)."""
     return OvRunner(onnx, threads, cache_dir)
+
+
+def uint8_model(onnx: Path) -> Any:
+    """The export with a uint8 NHWC input, normalised by OpenVINO's PrePostProcessor.
+
+    u8 -> f32, NHWC -> NCHW, ``(x - 255 mean) / (255 std)``: compiled into the graph, where
+    the plugin fuses it with the first convolution's input reorder.
+    """
+    import openvino as ov
+    from openvino.preprocess import PrePostProcessor
+
+    from model.preprocess import MEAN, STD
+
+    ppp = PrePostProcessor(read_model(onnx))
+    entry = ppp.input()
+    entry.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+    steps = entry.preprocess().convert_element_type(ov.Type.f32)
+    steps.mean([255.0 * m for m in MEAN]).scale([255.0 * s for s in STD])
+    entry.model().set_layout(ov.Layout("NCHW"))
+    return ppp.build()
+
+
+def compile_openvino_uint8(
+    onnx: Path, *, threads: int | None = None, cache_dir: str | Path | None = None
+) -> OvRunner:
+    """An :class:`OvRunner` taking uint8 (B, 224, 224, 3) NHWC batches (:func:`uint8_model`)."""
+    return OvRunner(uint8_model(onnx), threads, cache_dir)

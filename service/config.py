@@ -229,6 +229,15 @@ class Settings(BaseSettings):
         default="info", description="Log level."
     )
     log_json: bool = Field(default=False, description="One JSON object per log line.")
+    gpu_decode: Literal["auto", "on", "off"] = Field(
+        default="off",
+        description=(
+            "Decode, resize and crop JPEG bodies on the GPU (model/gpu_decode.py): on needs a "
+            "CUDA device and nvImageCodec, TorchCodec or torchvision, and passes a fidelity gate "
+            "against the CPU transform; auto turns it off, with the reason, when either is "
+            "missing."
+        ),
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

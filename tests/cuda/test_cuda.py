@@ -37,7 +37,7 @@ def test_fp32_parity_with_graphs(net: torch.nn.Module, backend: str) -> None:
         out = compiled(x[:bsz])
         assert out.device.type == "cpu" and out.dtype == torch.float32
         assert (out - ref[:bsz]).abs().max().item() <= 1e-3
-    assert set(compiled.run._graphs) == {1, 4}
+    assert set(compiled.run._graphs) == {(1, torch.float32), (4, torch.float32)}
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])

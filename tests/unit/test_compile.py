@@ -6,7 +6,12 @@ import pytest
 import torch
 
 from model import compile_model, fold_model
-from model.errors import UnknownModelError
+from model.compile import resolve_backend
+from model.errors import (
+    UnknownBackendError,
+    UnknownDeviceError,
+    UnknownPrecisionError,
+)
 from model.folding import FoldedSANet
 from model.fused import load_fused_sa
 from testing.checkpoints import random_net
@@ -31,7 +36,7 @@ def batch() -> torch.Tensor:
 
 
 def test_folding_is_exact(tiny: torch.nn.Module, batch: torch.Tensor) -> None:
-    folded = fold_model(tiny)
+    folded = fold_model(tiny)  # type: ignore[arg-type]
     assert isinstance(folded, FoldedSANet)
     names = [n for n, _ in folded.named_modules()]
     assert not any(n.endswith(("bn1", "bn2", "bn3", "gn")) for n in names)
@@ -80,12 +85,23 @@ def test_onnx_export_cache_reused(tiny: torch.nn.Module, batch: torch.Tensor, tm
 
 def test_auto_and_bad_names(tiny: torch.nn.Module) -> None:
     assert compile_model(tiny, "auto", device="cpu").backend == "onnxruntime"
-    with pytest.raises(UnknownModelError):
+    with pytest.raises(UnknownBackendError, match="tensorrt"):
         compile_model(tiny, "tensorrt")
-    with pytest.raises(UnknownModelError):
+    with pytest.raises(UnknownPrecisionError, match="fp8"):
         compile_model(tiny, "torchscript", precision="fp8")
-    with pytest.raises(UnknownModelError):
+    with pytest.raises(UnknownPrecisionError, match="fp16"):
         compile_model(tiny, "torchscript", precision="fp16", device="cpu")
+    with pytest.raises(UnknownDeviceError, match="tpu"):
+        compile_model(tiny, "torchscript", device="tpu")
+    with pytest.raises(UnknownBackendError, match="cpu only"):
+        resolve_backend("onnxruntime", "cuda")
+
+
+def test_cuda_without_gpu_is_named(tiny: torch.nn.Module) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    with pytest.raises(UnknownDeviceError, match="no CUDA device"):
+        compile_model(tiny, "eager", device="cuda")
 
 
 @pytest.mark.parametrize("backend", ["eager", "torchscript"])

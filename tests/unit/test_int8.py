@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from model import build_engine, create_model
-from model.errors import CalibrationError, Int8AgreementError, UnknownModelError
+from model.errors import CalibrationError, Int8AgreementError, UnknownBackendError
 from testing.training import dataset, train_tiny, write_images
 
 pytest.importorskip("nncf")
@@ -34,7 +34,7 @@ def test_refused_without_calibration(tmp_path: Path) -> None:
     write_images(tmp_path / "few", 3, CLASSES, seed=0)
     with pytest.raises(CalibrationError, match="has 3 images"):
         build_engine(net, precision="int8", device="cpu", calibration_dir=tmp_path / "few")
-    with pytest.raises(UnknownModelError):
+    with pytest.raises(UnknownBackendError, match="int8"):
         build_engine(net, "torchscript", precision="int8", device="cpu", calibration_dir=tmp_path)
 
 
