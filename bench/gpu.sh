@@ -18,13 +18,14 @@ if [ -d .whl ]; then
 else
     export PYTHONPATH=$PWD
 fi
-{ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"; lscpu | grep 'Model name'; nproc; } | tee "$OUT/host.txt"
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader;
+  $PY -c "import triton; print('triton', triton.__version__)" || echo "triton: not installed"; $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"; lscpu | grep 'Model name'; nproc; } | tee "$OUT/host.txt"
 
 echo "== tests/cuda"
 timeout 150 $PY -m pytest -q -p no:cacheprovider tests/cuda 2>&1 | tail -15 | tee "$OUT/tests_cuda.txt"
 
 echo "== model only"
-timeout 170 $PY -m bench.gpu_model --budget-s 150 --out "$OUT/gpu_model.json" 2>&1 | tail -40 | tee "$OUT/gpu_model.txt"
+timeout 180 $PY -m bench.gpu_model --budget-s 140 --out "$OUT/gpu_model.json" 2>&1 | tail -40 | tee "$OUT/gpu_model.txt"
 
 echo "== end to end"
 PORT=18080

@@ -232,10 +232,10 @@ class Settings(BaseSettings):
     gpu_decode: Literal["auto", "on", "off"] = Field(
         default="off",
         description=(
-            "Decode, resize and crop JPEG bodies on the GPU (model/gpu_decode.py): on needs a "
-            "CUDA device and nvImageCodec, TorchCodec or torchvision, and passes a fidelity gate "
-            "against the CPU transform; auto turns it off, with the reason, when either is "
-            "missing."
+            "Decode JPEG bodies on the GPU (model/gpu_decode.py). Front ends decode on the CPU "
+            "and hand the engine crops, so today this only reports why it is off (in "
+            "/v1/models): on fails at start, naming what is missing; auto is off, with the "
+            "reason."
         ),
     )
 

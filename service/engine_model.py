@@ -2,7 +2,9 @@
 
 ``run_batch`` is the batcher's ``infer_fn``: it gathers the crops of the batch from the slot
 ring into one pre-allocated uint8 (B, 224, 224, 3) buffer (no per-image allocation), hands
-it to the model, which normalises on its device, and returns one probability row per image.
+it to the compiled model, which normalises it on its device (in the ONNX graph, OpenVINO's
+preprocessing, the TorchScript graph, or on the GPU after a 4x smaller copy), and returns one
+probability row per image.
 A batch that holds a float32 input (KServe v2 ``INPUT``) is assembled as a float batch
 instead: crops normalised, float inputs gathered from their slots.
 """
@@ -14,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from model.errors import GpuDecodeError
+from model.gpu_decode import DecodeChoice, resolve_mode
 from model.postprocess import probabilities
 from model.preprocess import normalize
 from service import loading
@@ -22,6 +26,25 @@ from service.metrics import Metrics
 from service.slots import CROP_SHAPE, F32_SHAPE, SlotRing
 
 Images = list[tuple[int, ...]]
+
+
+#: why a GPU decode that could run is still off: front ends hand the engine crops, not bodies
+NOT_IN_DATA_PATH = "the engine takes crops from the front ends; JPEG bodies do not reach it"
+
+
+def gpu_decode_choice(mode: str, device: str) -> DecodeChoice:
+    """SANET_GPU_DECODE at start: ``on`` fails naming what is missing; otherwise off, with why.
+
+    The decoder and its fidelity gate exist (``model/gpu_decode.py``, measured by
+    ``bench.gpu_model``), but the data path hands the engine crops decoded by the front ends,
+    so a GPU decode that could run is refused (``on``) or left off (``auto``) with that reason.
+    """
+    choice = resolve_mode(mode, device)
+    if not choice.enabled:
+        return choice
+    if mode == "on":
+        raise GpuDecodeError(f"SANET_GPU_DECODE=on: {NOT_IN_DATA_PATH}")
+    return DecodeChoice(mode, False, choice.package, f"off: {NOT_IN_DATA_PATH}")
 
 
 class EngineModel:
@@ -40,6 +63,7 @@ class EngineModel:
     # -- startup (blocking, in the load thread) ---------------------------------------------
     def load(self) -> None:
         self.loaded = loading.load(self.spec, self.settings)
+        self.gpu_decode = gpu_decode_choice(self.settings.gpu_decode, self.info.device)
         sizes = loading.warm_sizes(self.info.backend, self.info.device, self._u8.shape[0])
         loading.warm_up(self.name, lambda b: self._infer_u8(b), sizes)
         self.metrics.publish_model(self.name, self.describe_labels())
@@ -66,8 +90,9 @@ class EngineModel:
         return list(probs.unbind(0))
 
     def _infer_u8(self, b: int) -> torch.Tensor:
-        """The model on the first ``b`` crops of the uint8 buffer."""
-        return self.info.engine(normalize(torch.from_numpy(self._u8[:b])))
+        """The model on the first ``b`` crops of the uint8 buffer (it normalises them itself,
+        on its device: ``model.compile.CompiledModel``)."""
+        return self.info.engine(torch.from_numpy(self._u8[:b]))
 
     def _float_batch(self, images: Images) -> torch.Tensor:
         out = self._f32[: len(images)]
@@ -104,6 +129,11 @@ class EngineModel:
                 "max_queue": s.max_queue,
             },
             "input_size": [3, CROP_SHAPE[0], CROP_SHAPE[1]],
+            "gpu_decode": {
+                "mode": self.gpu_decode.mode,
+                "active": False,
+                "reason": self.gpu_decode.reason,
+            },
         }
 
     def describe_labels(self) -> dict[str, str]:

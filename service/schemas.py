@@ -51,6 +51,9 @@ class ModelInfo(BaseModel):
     engine: dict[str, Any] | None = Field(None, description="model.EngineReport: auto, int8")
     batching: BatchingInfo
     input_size: list[int]
+    gpu_decode: dict[str, Any] | None = Field(
+        None, description="SANET_GPU_DECODE: mode, whether active, and why (docs/model.md)."
+    )
 
 
 class ModelsResponse(BaseModel):
@@ -65,4 +68,3 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
-
