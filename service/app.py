@@ -16,6 +16,7 @@ from service.error_handler import install_error_handlers
 from service.lifecycle import Lifecycle
 from service.metrics import Metrics, RequestMetricsMiddleware, request_route
 from service.routes import router
+from service.shed import ShedWhenFull
 from service.slots import SlotRing
 from service.v2 import http as v2_http
 from service.v2.grpc_server import GrpcFrontEnd, V2Servicer
@@ -75,6 +76,7 @@ def _add_middleware(
     app: FastAPI, settings: Settings, metrics: Metrics, lifecycle: Lifecycle
 ) -> None:
     route_of = request_route(settings.default_model, {m.name for m in settings.models})
+    app.add_middleware(ShedWhenFull, ring=lifecycle.ring, metrics=metrics, route_of=route_of)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics, route_of=route_of)
     app.add_middleware(  # outermost: it sees every answer, whoever made it
         BodyGuard,

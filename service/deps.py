@@ -16,7 +16,8 @@ from service import errors
 from service.lifecycle import Lifecycle
 
 
-def get_lifecycle(request: Request) -> Lifecycle:
+async def get_lifecycle(request: Request) -> Lifecycle:
+    """The front end's lifecycle (async: FastAPI would run a plain function in a thread)."""
     life: Lifecycle = request.app.state.lifecycle
     return life
 

@@ -36,10 +36,6 @@ Disconnect = Callable[[], Awaitable[None]]
 #: how long past its deadline a front end waits for the engine's own verdict on a request
 #: (the engine answers 504 at the deadline itself unless it is stalled)
 ENGINE_GRACE_S = 0.5
-#: one image of at most this many bytes (a web photo: a few ms) is decoded on the event loop,
-#: sparing two thread hand-offs; larger ones and several per request go to the decode pool,
-#: which decodes them in parallel and keeps the loop answering meanwhile
-INLINE_DECODE_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -146,21 +142,23 @@ class Job:
     async def classify(
         self, images: Sequence[bytes], *, top_k: int, disconnect: Disconnect | None = None
     ) -> Classification:
-        """Decode each image into a slot, have the engine classify them; answered in order."""
+        """Decode each image into a slot, have the engine classify them; answered in order.
+
+        Decoding runs in the front end's pool even for one small image: Pillow releases the
+        GIL, so the event loop goes on reading requests and refusing the excess at once
+        (decoding on the loop saved CPU but held refusals behind each decode).
+        """
         self.grow(len(images))
         self.check_deadline()
         life = self.served.life
         loop = asyncio.get_running_loop()
         t0 = time.monotonic()
-        if len(images) == 1 and len(images[0]) <= INLINE_DECODE_BYTES:
-            self._decode(images[0], self.slots[0])
-        else:
-            await asyncio.gather(
-                *(
-                    loop.run_in_executor(life.pool, self._decode, blob, slot)
-                    for blob, slot in zip(images, self.slots, strict=False)
-                )
+        await asyncio.gather(
+            *(
+                loop.run_in_executor(life.pool, self._decode, blob, slot)
+                for blob, slot in zip(images, self.slots, strict=False)
             )
+        )
         self.preprocess_s = time.monotonic() - t0
         return await self._run([(s,) for s in self.slots[: len(images)]], top_k, disconnect)
 

@@ -94,6 +94,10 @@ class SlotRing:
             self.owners[held] = 0
         return count
 
+    def full(self) -> bool:
+        """No slot free now (a lock-free peek: admission still decides under the lock)."""
+        return bool(self.owners.all())
+
     def used(self) -> int:
         """Slots held now (scraped as sanet_slots_used)."""
         return int(np.count_nonzero(self.owners))

@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.http.hey import hey
+from testing.hey import hey
 from testing.servers import Spawned, sanet_serve_command
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "coffee.jpg"

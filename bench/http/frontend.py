@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from bench.http.hey import hey, tree_cpu_s
+from testing.hey import hey, tree_cpu_s
 from testing.servers import Spawned, sanet_serve_command
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "coffee.jpg"

@@ -1,5 +1,6 @@
 """Closed-loop load from Debian's ``hey`` (a Go client that costs the machine little), and
-the server tree's CPU time from ``/proc``: what the data-path benchmarks share."""
+the server tree's CPU time from ``/proc``: what the data-path benchmarks and the overload
+test share."""
 
 from __future__ import annotations
 
@@ -47,9 +48,10 @@ def hey(url: str, body: Path, concurrency: int, *, n: int = 0, seconds: float = 
         raise SystemExit("hey is not installed (Debian: apt-get install hey)")
     cmd = [exe, "-m", "POST", "-T", "image/jpeg", "-D", str(body), "-c", str(concurrency)]
     cmd += ["-t", "30", "-o", "csv"]
-    cmd += ["-n", str(max(n, concurrency))] if n else ["-z", f"{seconds}s"]
+    n = max(n, concurrency) // concurrency * concurrency if n else 0  # hey: n // c per worker
+    cmd += ["-n", str(n)] if n else ["-z", f"{seconds}s"]
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
-    run = Run(sent=max(n, concurrency) if n else 0)
+    run = Run(sent=n)
     for row in csv.DictReader(io.StringIO(out)):
         latency, offset = float(row["response-time"]), float(row["offset"])
         run.statuses.append(int(row["status-code"]))
