@@ -12,6 +12,7 @@ residual add and the final ReLU.
 
 # No `from __future__ import annotations` here: TorchScript must read the buffer annotations.
 import copy
+from typing import Self
 
 import torch
 from torch import nn
@@ -66,6 +67,16 @@ class FoldedShuffleAttention(nn.Module):
         self.register_buffer("cw", cwm[perm].reshape(shape).contiguous())
         self.eps = float(sa.gn.eps)
 
+    @classmethod
+    def from_folded(cls, sa: "FoldedShuffleAttention") -> Self:
+        """A module of this class over the same folded parameters (a kernel-backed variant)."""
+        new = cls.__new__(cls)
+        nn.Module.__init__(new)
+        for name in ("alpha", "beta", "cw"):
+            new.register_buffer(name, getattr(sa, name))
+        new.eps = sa.eps
+        return new
+
     def affine(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample, per-channel ``a``, ``b`` of the gate ``sigmoid(a*y + b)`` (fp32)."""
         # Two plain reductions (mean and L2 norm) instead of var_mean: each is one
@@ -97,15 +108,6 @@ class FusedShuffleAttention(FoldedShuffleAttention):
 
     Only build it after ``load_fused_sa()`` returned True: the forward names the op.
     """
-
-    @classmethod
-    def from_folded(cls, sa: FoldedShuffleAttention) -> "FusedShuffleAttention":
-        fused = cls.__new__(cls)
-        nn.Module.__init__(fused)
-        for name in ("alpha", "beta", "cw"):
-            fused.register_buffer(name, getattr(sa, name))
-        fused.eps = sa.eps
-        return fused
 
     def forward(self, y: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
         if (

@@ -168,15 +168,6 @@ def sa_gate(
 class TritonShuffleAttention(FoldedShuffleAttention):
     """Folded SA through :func:`sa_gate` (CUDA tensors, or any under TRITON_INTERPRET=1)."""
 
-    @classmethod
-    def from_folded(cls, sa: FoldedShuffleAttention) -> TritonShuffleAttention:
-        new = cls.__new__(cls)
-        nn.Module.__init__(new)
-        for name in ("alpha", "beta", "cw"):
-            new.register_buffer(name, getattr(sa, name))
-        new.eps = sa.eps
-        return new
-
     def forward(self, y: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
         return sa_gate(y, identity, self.alpha, self.beta, self.cw, self.eps)
 

@@ -60,7 +60,7 @@ def test_a_killed_front_end_is_replaced_and_its_slots_come_back(
         try:
             poll(lambda: statuses.count(200) >= 8, 60, "traffic to flow")
             victim = running.process("sanet-front-0")
-            with running.engine_held():  # its requests hold slots when it dies
+            with running.engine_held():  # requests hold slots when it dies (of either front end)
                 poll(lambda: running.metric("sanet_slots_used") >= 2, 30, "requests admitted")
                 os.kill(victim, signal.SIGKILL)
             poll(lambda: _replaced(running, victim), 30, "a new front end 0")
@@ -73,7 +73,6 @@ def test_a_killed_front_end_is_replaced_and_its_slots_come_back(
         running.wait_slots(0)  # nothing leaked: the dead one's slots were reclaimed
         assert set(statuses) <= {200, 503, -1}, sorted(set(statuses))
         assert running.client.get("/readyz").status_code == 200
-        assert "slots freed" in running.log
 
 
 def _replaced(running: Any, victim: int) -> bool:

@@ -12,6 +12,7 @@ import yaml
 
 from service.app import create_app
 from service.config import Settings
+from service.slots import SlotRing
 from testing.paths import K8S_DIR
 from testing.tools import require_tool, run_tool
 
@@ -66,8 +67,9 @@ def test_one_rest_and_one_grpc_predictor(services) -> None:
     assert set(ports) == {"http1", "h2c"}
 
 
-def test_probes_are_v2_health_paths_the_app_serves(services) -> None:
-    app = create_app(Settings(grpc_port=0))
+def test_probes_are_v2_health_paths_the_app_serves(services, tmp_path) -> None:
+    ring = SlotRing(1, tmp_path / "slots.lock")  # a front end's app, never started here
+    app = create_app(Settings(grpc_port=0), ring, tmp_path / "engine.sock")
     served = {path for path, ops in app.openapi()["paths"].items() if "get" in ops}
     for isvc in services.values():
         (container,) = isvc["spec"]["predictor"]["containers"]

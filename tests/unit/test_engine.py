@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import torch
 
-from service import errors
+from service import errors, wire
 from service.config import ModelSpec, Settings
 from service.engine import Engine
 from service.engine_link import EngineLink
@@ -54,6 +54,23 @@ async def _classify(link: EngineLink, ring: SlotRing, value: int) -> torch.Tenso
         ring.free([slot])
 
 
+async def _a_front_end_dies_holding_slots(socket_path: Path, ring: SlotRing) -> None:
+    """A front end that reserved slots (one request submitted, one still decoding) and
+    went away: the engine frees every slot it held."""
+    _reader, writer = await asyncio.open_unix_connection(str(socket_path))
+    dead_pid = 2**22 + 7  # not a live process's pid
+    wire.write(writer, wire.Hello(dead_pid))
+    slots = ring.reserve(3, dead_pid)
+    wire.write(writer, wire.Submit(1, "m", ((slots[0],),), time.monotonic() + 10))
+    await writer.drain()
+    writer.close()
+    for _ in range(200):
+        if ring.used() == 0:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{ring.used()} slots still held after the front end went away")
+
+
 async def _run(tmp_path: Path) -> None:
     ring = SlotRing(4, tmp_path / "lock")
     settings = Settings(models="m=sanet_tiny", max_batch_size=2, max_queue=2)
@@ -64,6 +81,7 @@ async def _run(tmp_path: Path) -> None:
     while not link.state.ready:
         await asyncio.sleep(0.01)
     assert (await _classify(link, ring, 2)).argmax() == 2
+    await _a_front_end_dies_holding_slots(tmp_path / "engine.sock", ring)
     FakeModel.fail = RuntimeError("CUDA error: secret /internal/path detail")
     with pytest.raises(errors.InferenceFailed) as failed:
         await _classify(link, ring, 1)
