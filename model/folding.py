@@ -121,14 +121,19 @@ class FusedShuffleAttention(FoldedShuffleAttention):
         return self.unfused(y, identity)
 
 
-def use_fused_sa(module: nn.Module) -> int:
-    """Switch every folded SA in ``module`` to the fused kernel; the number switched."""
+def switch_sa(module: nn.Module, variant: type[FoldedShuffleAttention]) -> int:
+    """Switch every plain folded SA in ``module`` to ``variant``; the number switched."""
     count = 0
     for block in module.modules():
         if isinstance(block, FoldedBottleneck) and type(block.sa) is FoldedShuffleAttention:
-            block.sa = FusedShuffleAttention.from_folded(block.sa)
+            block.sa = variant.from_folded(block.sa)
             count += 1
     return count
+
+
+def use_fused_sa(module: nn.Module) -> int:
+    """Switch every folded SA in ``module`` to the fused kernel; the number switched."""
+    return switch_sa(module, FusedShuffleAttention)
 
 
 class FoldedBottleneck(nn.Module):

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from model.folding import FoldedBottleneck, FoldedShuffleAttention
+from model.folding import FoldedShuffleAttention, switch_sa
 
 ONE_PASS_MAX = 1024  # the largest H*W read into one tile (registers) by the one-pass kernel
 # channels_last: a one-pass tile of a 1024-pixel plane holds 4 channels, 8 contiguous bytes
@@ -174,9 +174,4 @@ class TritonShuffleAttention(FoldedShuffleAttention):
 
 def use_triton_sa(module: nn.Module) -> int:
     """Switch every folded SA in ``module`` to the Triton kernels; the number switched."""
-    count = 0
-    for block in module.modules():
-        if isinstance(block, FoldedBottleneck) and type(block.sa) is FoldedShuffleAttention:
-            block.sa = TritonShuffleAttention.from_folded(block.sa)
-            count += 1
-    return count
+    return switch_sa(module, TritonShuffleAttention)
