@@ -29,7 +29,9 @@ timeout 180 $PY -m bench.gpu_model --budget-s 140 --out "$OUT/gpu_model.json" 2>
 
 echo "== end to end"
 PORT=18080
-SANET_MODELS=sanet50 SANET_DEVICE=cuda SANET_PRECISION=fp16 SANET_MAX_BATCH_SIZE=128 \
+# DEVICE=cpu PRECISION=fp32 MODEL=sanet_tiny bash bench/gpu.sh: a dry run of this part on CPU
+MODEL=${MODEL:-sanet50}
+SANET_MODELS=$MODEL SANET_DEVICE=${DEVICE:-cuda} SANET_PRECISION=${PRECISION:-fp16} SANET_MAX_BATCH_SIZE=128 \
 SANET_MAX_QUEUE=1024 SANET_MAX_DELAY_MS=2 SANET_PORT=$PORT SANET_GRPC_PORT=0 \
 SANET_LOG_LEVEL=warning SANET_CACHE_DIR=/tmp/sanet-cache \
     $PY -m service > "$OUT/server.log" 2>&1 &
@@ -43,8 +45,8 @@ nvidia-smi --query-gpu=timestamp,utilization.gpu --format=csv,noheader,nounits -
     > "$OUT/gpu_util.csv" 2>/dev/null &
 SMI=$!
 timeout 150 $PY -m bench.http.load --url "http://127.0.0.1:$PORT" --server-pid $SERVER \
-    --model sanet50 --images samples/coffee.jpg --processes 6 --concurrency 64 256 \
-    --duration 15 --warmup 3 2>&1 | tail -20 | tee "$OUT/e2e.txt"
+    --model "$MODEL" --images samples/coffee.jpg --processes 6 --concurrency 64 256 \
+    --duration 15 --warmup 3 --out "$OUT/e2e.json" --plot "$OUT/e2e.png" 2>&1 | tail -20 | tee "$OUT/e2e.txt"
 kill $SMI 2>/dev/null
 $PY - "$OUT/gpu_util.csv" <<'PY' | tee -a "$OUT/e2e.txt"
 import sys
