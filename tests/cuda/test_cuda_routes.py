@@ -3,7 +3,7 @@ fused SA (Triton, inductor) in fp16/bf16 against the fp32 reference, graphs per 
 ``auto`` measuring the routes, GPU JPEG decode fidelity (skipped without a package).
 
 Skipped without a CUDA device. Tolerances: fp16 logits within 1e-3 of the logit scale
-(issue 19), bf16 (8 mantissa bits: 2^-8 per rounding) within 2e-2; top-1 equal.
+(the routes' target), bf16 (8 mantissa bits: 2^-8 per rounding) within 2e-2; top-1 equal.
 """
 
 from __future__ import annotations
