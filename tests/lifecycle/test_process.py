@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import queue
+import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -157,3 +158,15 @@ def test_unloadable_checkpoint_exits_non_zero(launch: Launch, tmp_path: Path) ->
     proc = launch("--models", f"sanet_tiny={bad}", *FAST)
     assert proc.wait() == 1, proc.log
     assert "startup failed" in proc.log
+
+
+def test_a_port_in_use_is_a_one_line_error(launch: Launch) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = launch("--port", str(port))  # a flag wins over SANET_PORT
+        assert proc.wait(60) == 1, proc.log
+    errors = [line for line in proc.log.splitlines() if line.startswith("sanet-serve:")]
+    assert len(errors) == 1 and f":{port}" in errors[0], proc.log
+    assert "Traceback" not in proc.log and "terminate called" not in proc.log
