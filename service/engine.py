@@ -12,7 +12,6 @@ work dropped and its slots freed here. SIGTERM: stop accepting, finish what is q
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import threading
@@ -241,5 +240,4 @@ def _settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:
     if exc is None:
         fut.set_result(None)
     else:
-        with contextlib.suppress(asyncio.InvalidStateError):
-            fut.set_exception(exc)
+        fut.set_exception(exc)

@@ -202,7 +202,9 @@ class Job:
         answer = await self._wait(fut, disconnect)
         self.rid = None  # answered: nothing to cancel
         probs = torch.from_numpy(
-            np.frombuffer(answer.probabilities, dtype=np.float32).reshape(len(images), -1).copy()
+            np.frombuffer(answer.probabilities, dtype=np.float32)
+            .reshape(len(images), answer.num_classes)
+            .copy()
         )
         labels = self.served.labels
         results = [ImageScores(p, top_k(p, k, labels)) for p in probs]

@@ -1,6 +1,5 @@
-"""Closed-loop load from Debian's ``hey`` (a Go client that costs the machine little), and
-the server tree's CPU time from ``/proc``: what the data-path benchmarks and the overload
-test share."""
+"""Closed-loop load from Debian's ``hey`` (a Go client that costs the machine little): what
+the data-path benchmarks and the overload test share."""
 
 from __future__ import annotations
 
@@ -10,8 +9,6 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from service.tree_metrics import read_process, tree_pids
 
 
 @dataclass
@@ -58,13 +55,3 @@ def hey(url: str, body: Path, concurrency: int, *, n: int = 0, seconds: float = 
         run.latencies.append(latency)
         run.wall_s = max(run.wall_s, offset + latency)
     return run
-
-
-def tree_cpu_s(root: int) -> float:
-    """CPU seconds used so far by ``root`` and its children (the service's tree)."""
-    total = 0.0
-    for pid in tree_pids(root):
-        found = read_process(pid)
-        if found is not None:
-            total += found[1]
-    return total

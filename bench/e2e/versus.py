@@ -18,9 +18,10 @@ import tempfile
 from pathlib import Path
 
 from testing.hey import hey
+from testing.paths import SAMPLES
 from testing.servers import Spawned, sanet_serve_command
 
-SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "coffee.jpg"
+SAMPLE = SAMPLES / "coffee.jpg"
 
 
 def _spawn(label: str, before: Path | None, args: argparse.Namespace, logs: Path) -> Spawned:

@@ -11,26 +11,24 @@ per-round ratio of each setting's img/s to the first setting's.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import statistics
 import tempfile
 from pathlib import Path
 
-from PIL import Image
-
-from testing.hey import hey, tree_cpu_s
+from bench.pipeline.decode import jpeg
+from bench.proctree import cpu_seconds
+from testing.hey import hey
+from testing.paths import SAMPLES
 from testing.servers import Spawned, sanet_serve_command
 
-SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "coffee.jpg"
+SAMPLE = SAMPLES / "coffee.jpg"
 
 
 def _big_jpeg(folder: Path) -> Path:
-    """A 4032 x 3024 photo (a phone camera's size), quality 90."""
+    """coffee.jpg at 4032 x 3024 (a phone camera's size), as a file for ``hey``."""
     out = folder / "big.jpg"
-    buf = io.BytesIO()
-    Image.open(SAMPLE).convert("RGB").resize((4032, 3024)).save(buf, "JPEG", quality=90)
-    out.write_bytes(buf.getvalue())
+    out.write_bytes(jpeg(SAMPLE, (4032, 3024)))
     return out
 
 
@@ -51,9 +49,9 @@ def _serve(workers: int, folder: Path) -> Spawned:
 def _measure(server: Spawned, body: Path, concurrency: int, seconds: float) -> dict[str, float]:
     url = f"{server.url}/classify"
     hey(url, body, concurrency, seconds=min(2.0, seconds))  # warm-up
-    cpu0 = tree_cpu_s(server.popen.pid)
+    cpu0 = cpu_seconds(server.popen.pid)
     run = hey(url, body, concurrency, seconds=seconds)
-    cpu = tree_cpu_s(server.popen.pid) - cpu0
+    cpu = cpu_seconds(server.popen.pid) - cpu0
     ok = run.count(200)
     return {
         "img_s": run.rate(200),

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from testing.hey import Run, hey
+from testing.paths import SAMPLES
 from testing.servers import Spawned, sanet_serve_command
 
-SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "coffee.jpg"
+SAMPLE = SAMPLES / "coffee.jpg"
 
 
 def _serve(args: argparse.Namespace, folder: Path) -> Spawned:
