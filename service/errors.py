@@ -1,6 +1,6 @@
 """Every error the service answers with: one class each, with its HTTP status and stable code.
 
-Front ends render them (``service/error_handler.py`` for HTTP); the batcher and the served
+Front ends render them (``service/front/errors.py`` for HTTP); the batcher and the served
 model raise them. Messages are ours and safe to show: an internal exception's text never
 reaches the client (it goes to the log).
 """

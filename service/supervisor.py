@@ -3,8 +3,8 @@
 It binds the HTTP port (and holds the gRPC port) once, makes the run directory (the engine's
 socket, the metrics files, the slot lock) and the shared slot ring, then forks
 
-- one **engine** process (``service/engine.py``): the batcher and the compiled models;
-- ``SANET_WORKERS`` **front-end** processes (``service/frontend.py``): HTTP and gRPC, body
+- one **engine** process (``service/engine/process.py``): the batcher and the compiled models;
+- ``SANET_WORKERS`` **front-end** processes (``service/front/process.py``): HTTP and gRPC, body
   checks, decode and crop into the ring.
 
 It restarts a front end that dies (the engine frees the dead one's slots). If the engine
@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from service.config import Settings
+from service.ipc.slots import SlotRing
 from service.process import set_process_name
-from service.slots import SlotRing
 
 log = logging.getLogger("service.supervisor")
 
@@ -133,7 +133,7 @@ class Supervisor:
 
     # -- children ---------------------------------------------------------------------------
     def _start_engine(self) -> None:
-        from service import engine
+        from service.engine import process as engine
 
         args = (self.settings, self.ring, self.run_dir / "engine.sock")
         self.engine = self.ctx.Process(
@@ -142,7 +142,7 @@ class Supervisor:
         self.engine.start()
 
     def _start_front(self, i: int) -> None:
-        from service import frontend
+        from service.front import process as frontend
 
         args = (self.settings, self.ring, self.listener, self.run_dir / "engine.sock", i)
         proc = self.ctx.Process(

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from service.config import Settings
-from service.tree_metrics import read_process, tree_pids
+from service.front.tree_metrics import read_process, tree_pids
 from testing.metrics import read_metric
 from testing.servers import Spawned, sanet_serve_command
 from testing.waiting import poll

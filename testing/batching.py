@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from service.batcher import Batcher, Ticket
+from service.engine.batcher import Batcher, Ticket
 
 MODEL = "m"
 

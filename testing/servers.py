@@ -53,7 +53,7 @@ class InThread:
         config: Callable[..., uvicorn.Config] = uvicorn.Config,
     ) -> None:
         """``config(app, **options)`` builds the uvicorn config (the service passes its own,
-        ``service.http_server.server_config``, so tests run its HTTP limits)."""
+        ``service.front.http.server.server_config``, so tests run its HTTP limits)."""
         self.app, self.ready_path, self._failed = app, ready_path, failed
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

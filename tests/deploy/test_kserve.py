@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from service.app import create_app
 from service.config import Settings
-from service.slots import SlotRing
+from service.front.app import create_app
+from service.ipc.slots import SlotRing
 from testing.paths import K8S_DIR
 from testing.tools import require_tool, run_tool
 

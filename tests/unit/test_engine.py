@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 import torch
 
-from service import errors, wire
+from service import errors
 from service.config import ModelSpec, Settings
-from service.engine import Engine
-from service.engine_link import EngineLink
-from service.slots import SlotRing
+from service.engine.process import Engine
+from service.front.engine_client import EngineLink
+from service.ipc import messages as wire
+from service.ipc.slots import SlotRing
 
 
 class Fatal(BaseException):

@@ -4,7 +4,7 @@ data path cannot use it), auto and off end off with their reason."""
 import pytest
 
 from model.errors import GpuDecodeError
-from service.engine_model import NOT_IN_DATA_PATH, gpu_decode_choice
+from service.engine.model import NOT_IN_DATA_PATH, gpu_decode_choice
 
 
 def test_on_without_a_gpu_names_what_is_missing() -> None:
@@ -20,7 +20,7 @@ def test_auto_and_off_end_off_with_a_reason() -> None:
 
 
 def test_a_gpu_decode_that_could_run_is_not_claimed(monkeypatch: pytest.MonkeyPatch) -> None:
-    import service.engine_model as em
+    import service.engine.model as em
     from model.gpu_decode import DecodeChoice
 
     monkeypatch.setattr(em, "resolve_mode", lambda mode, device: DecodeChoice(mode, True, "p", ""))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from service.loading import warm_sizes, warm_up
+from service.engine.loading import warm_sizes, warm_up
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ not 431, and has no header timeout either. So the server is uvicorn's httptools 
 
 Idle keep-alive connections close after ``keep_alive_timeout_s`` (uvicorn's own timer). The
 limits on bodies (size, read time, what is read after a refusal) are the app's, in
-``service/body_guard.py`` and ``service/bodies.py``.
+``service/front/http/middleware.py`` and ``service/front/http/bodies.py``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from service import errors
 from service.config import Settings
-from service.error_handler import raw_error_response
+from service.front.errors import raw_error_response
 
 log = logging.getLogger(__name__)
 

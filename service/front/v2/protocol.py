@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from service.errors import InvalidParameter, ModelNotFound, TooManyImages
-from service.served import Classification, Disconnect, Job, ServedModel
-from service.v2.tensors import (
+from service.front.job import Classification, Disconnect, Job, ServedModel
+from service.front.v2.tensors import (
     InferRequest,
     InputTensor,
     OutputTensor,

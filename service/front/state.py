@@ -14,14 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from pathlib import Path
 
-from service import wire
 from service.config import Settings
-from service.engine_link import EngineLink
 from service.errors import ModelNotFound, NotReady, Unavailable
+from service.front.engine_client import EngineLink
+from service.front.job import ServedModel
+from service.ipc import messages as wire
+from service.ipc.slots import SlotRing
 from service.memory import LargeDecodeGate
 from service.metrics import Metrics
-from service.served import ServedModel
-from service.slots import SlotRing
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from service import errors, wire
+from service import errors
+from service.ipc import messages as wire
 
 log = logging.getLogger(__name__)
 

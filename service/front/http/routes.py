@@ -1,6 +1,6 @@
 """HTTP endpoints: /classify, /v1/models, /healthz, /readyz, /metrics (docs/api.md).
 
-Routes are thin: parse the request, call the served model (``service/served.py``), render.
+Routes are thin: parse the request, call the served model (``service/front/job.py``), render.
 """
 
 from __future__ import annotations
@@ -11,19 +11,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from service import bodies
-from service.deps import Life, disconnected, require_api_key
-from service.lifecycle import Phase
-from service.openapi import (
+from service.front.auth import Life, disconnected, require_api_key
+from service.front.http import bodies
+from service.front.http.openapi import (
     CLASSIFY_BODY,
     CLASSIFY_ERRORS,
     HEALTH_RESPONSES,
     METRICS_RESPONSES,
     MODELS_ERRORS,
 )
-from service.schemas import ClassifyResponse, ImageResult, ModelsResponse, Prediction
-from service.served import Classification
-from service.tree_metrics import TreeCollector
+from service.front.http.schemas import ClassifyResponse, ImageResult, ModelsResponse, Prediction
+from service.front.job import Classification
+from service.front.state import Phase
+from service.front.tree_metrics import TreeCollector
 
 router = APIRouter()
 

@@ -27,7 +27,7 @@ SAME_ORIGIN_ONLY = (
 
 @cache
 def _page() -> str:
-    return resources.files("service").joinpath("static/index.html").read_text("utf-8")
+    return resources.files("service.front").joinpath("static/index.html").read_text("utf-8")
 
 
 @router.get("/", include_in_schema=False)

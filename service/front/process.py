@@ -20,12 +20,12 @@ from typing import Any
 
 import uvicorn
 
-from service.app import create_app
 from service.config import Settings
-from service.http_server import GuardedHttpToolsProtocol, server_config
-from service.lifecycle import Lifecycle
+from service.front.app import create_app
+from service.front.http.server import GuardedHttpToolsProtocol, server_config
+from service.front.state import Lifecycle
+from service.ipc.slots import SlotRing
 from service.process import set_process_name
-from service.slots import SlotRing
 
 log = logging.getLogger(__name__)
 #: a draining front end exits once no connection has been active for this long

@@ -3,7 +3,7 @@
 It listens on a Unix socket of the run directory before it loads anything, so front ends
 connect at once and learn when it is ready (``wire.State``). Each front end sends
 ``Submit`` (slots, model, deadline) and ``Cancel``; the engine queues the request on the
-model's lane of the batcher (``service/batcher.py``), whose inference thread gathers the
+model's lane of the batcher (``service/engine/batcher.py``), whose inference thread gathers the
 batch's crops from the ring into one uint8 buffer, runs the model (normalisation included)
 and answers with the probability rows. A front end that disconnects (it died) has its queued
 work dropped and its slots freed here. SIGTERM: stop accepting, finish what is queued, exit.
@@ -23,14 +23,15 @@ from typing import Any
 
 import torch
 
-from service import errors, wire
-from service.batcher import Batcher, Ticket
+from service import errors
 from service.config import Settings
-from service.engine_model import EngineModel
-from service.loading import release_free_memory
+from service.engine.batcher import Batcher, Ticket
+from service.engine.loading import release_free_memory
+from service.engine.model import EngineModel
+from service.ipc import messages as wire
+from service.ipc.slots import SlotRing
 from service.memory import fix_mmap_threshold, malloc_trim
 from service.metrics import Metrics
-from service.slots import SlotRing
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from model.errors import GpuDecodeError
 from model.gpu_decode import DecodeChoice, resolve_mode
 from model.postprocess import probabilities
 from model.preprocess import normalize
-from service import loading
 from service.config import ModelSpec, Settings
+from service.engine import loading
+from service.ipc.slots import CROP_SHAPE, F32_SHAPE, SlotRing
 from service.metrics import Metrics
-from service.slots import CROP_SHAPE, F32_SHAPE, SlotRing
 
 Images = list[tuple[int, ...]]
 

@@ -1,6 +1,6 @@
 """What the OpenAPI document says about /classify's bodies and every route's answers.
 
-/classify reads its body itself (three shapes, see ``service/bodies.py``), so FastAPI cannot
+/classify reads its body itself (three shapes, ``front/http/bodies.py``), so FastAPI cannot
 infer it; this declares it, with an example each, so clients and fuzzers (schemathesis in
 ``tests/faults/test_openapi.py``) see the real contract.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.bodies import IMAGE_TYPES, JSON, MULTIPART
-from service.schemas import ErrorResponse
+from service.front.http.bodies import IMAGE_TYPES, JSON, MULTIPART
+from service.front.http.schemas import ErrorResponse
 
 # A 1x1 PNG: small enough for an example, a real image for a fuzzer's first try.
 _PNG_B64 = (

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.error_handler import error_response
 from service.errors import QueueFull
+from service.front.errors import error_response
+from service.ipc.slots import SlotRing
 from service.metrics import NO_MODEL, Metrics, RouteOf
-from service.slots import SlotRing
 
 
 class ShedWhenFull:

@@ -1,7 +1,7 @@
 """What every HTTP front end shares: the lifecycle, API-key auth, disconnect detection.
 
-``/classify`` (``service/routes.py``) and KServe v2 over HTTP (``service/v2/http.py``) use
-these as FastAPI dependencies; gRPC (``service/v2/grpc_server.py``) calls ``check_api_key``.
+``/classify`` (``front/http/routes.py``) and KServe v2 over HTTP (``front/v2/http.py``) use
+these as FastAPI dependencies; gRPC (``front/v2/grpc_server.py``) calls ``check_api_key``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service import errors
-from service.lifecycle import Lifecycle
+from service.front.state import Lifecycle
 
 
 async def get_lifecycle(request: Request) -> Lifecycle:

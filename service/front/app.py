@@ -9,17 +9,17 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from service import page
-from service.body_guard import BodyGuard
 from service.config import Settings
-from service.error_handler import install_error_handlers
-from service.lifecycle import Lifecycle
+from service.front import page
+from service.front.errors import install_error_handlers
+from service.front.http.middleware import BodyGuard
+from service.front.http.routes import router
+from service.front.http.shed import ShedWhenFull
+from service.front.state import Lifecycle
+from service.front.v2 import http as v2_http
+from service.front.v2.grpc_server import GrpcFrontEnd, V2Servicer
+from service.ipc.slots import SlotRing
 from service.metrics import Metrics, RequestMetricsMiddleware, request_route
-from service.routes import router
-from service.shed import ShedWhenFull
-from service.slots import SlotRing
-from service.v2 import http as v2_http
-from service.v2.grpc_server import GrpcFrontEnd, V2Servicer
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 

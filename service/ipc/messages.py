@@ -1,6 +1,6 @@
 """Control messages between a front end and the engine, over one Unix socket each.
 
-Pixels never travel here (they are in the slot ring, ``service/slots.py``): a message names
+Pixels never travel here (they are in the slot ring, ``service/ipc/slots.py``): a message names
 slots, a model and a deadline, or carries an answer (the probability rows, float32 bytes).
 Framing: a 4-byte little-endian length, then the pickled message. Both ends are processes of
 one tree started by the same supervisor; nothing else can reach the socket (its directory is

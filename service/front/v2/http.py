@@ -15,11 +15,11 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from service import bodies
-from service.deps import Life, disconnected, require_api_key
 from service.errors import BadRequest, InvalidParameter
-from service.v2 import protocol, schemas
-from service.v2.tensors import InferRequest, InputTensor, OutputTensor, RequestedOutput
+from service.front.auth import Life, disconnected, require_api_key
+from service.front.http import bodies
+from service.front.v2 import protocol, schemas
+from service.front.v2.tensors import InferRequest, InputTensor, OutputTensor, RequestedOutput
 
 router = APIRouter(prefix="/v2", tags=["KServe v2"])
 ERRORS: dict[int | str, dict[str, Any]] = {

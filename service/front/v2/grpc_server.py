@@ -23,13 +23,13 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from service.config import Settings
-from service.deps import check_api_key
-from service.error_handler import grpc_status, to_service_error
 from service.errors import ServiceError
-from service.lifecycle import Lifecycle
+from service.front.auth import check_api_key
+from service.front.errors import grpc_status, to_service_error
+from service.front.state import Lifecycle
+from service.front.v2 import protocol
+from service.front.v2.tensors import InferRequest, InputTensor, OutputTensor, RequestedOutput
 from service.metrics import NO_MODEL, Metrics
-from service.v2 import protocol
-from service.v2.tensors import InferRequest, InputTensor, OutputTensor, RequestedOutput
 
 log = logging.getLogger(__name__)
 PROTOCOL = "v2_grpc"

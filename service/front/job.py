@@ -7,7 +7,7 @@ A request is one :class:`Job` from admission to answer:
         result = await job.classify(images, top_k=5, disconnect=...)
 
 and the route renders ``result``. The job holds the request's slots in the shared ring
-(``service/slots.py``) and gives them back when the block ends, whatever happened. Every
+(``service/ipc/slots.py``) and gives them back when the block ends, whatever happened. Every
 rejection of a request of this model is counted here once (``sanet_rejected_total``).
 """
 
@@ -26,11 +26,13 @@ from starlette.requests import Request
 
 from model.postprocess import Prediction, labels_for, top_k
 from model.preprocess import crop
-from service import bodies, errors, wire
-from service.slots import F32_SLOTS
+from service import errors
+from service.front.http import bodies
+from service.ipc import messages as wire
+from service.ipc.slots import F32_SLOTS
 
 if TYPE_CHECKING:
-    from service.lifecycle import Lifecycle
+    from service.front.state import Lifecycle
 
 Disconnect = Callable[[], Awaitable[None]]
 #: how long past its deadline a front end waits for the engine's own verdict on a request
