@@ -93,6 +93,37 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Where the network looked for one image: the top-k and an overlay PNG of the map."""
+    from model.explain import Explainer, overlay_png
+    from model.preprocess import crop, normalize
+
+    net, _ = _load(args.weights, args.arch)
+    pixels = crop(Path(args.image).read_bytes())
+    batch = normalize(torch.from_numpy(pixels).unsqueeze(0))
+    (found,) = Explainer(net).explain(batch, args.method, [args.target])
+    for pred in top_k(found.probabilities, args.top_k, labels_for(found.probabilities.numel())):
+        print(f"  {pred.probability:7.2%}  {pred.class_index:4d}  {pred.label}")
+    out = Path(args.out or Path(args.image).with_suffix(f".{args.method}.png").name)
+    out.write_bytes(overlay_png(pixels, found.heatmap))
+    print(f"wrote {out} ({args.method} for class {found.target})")
+    return 0
+
+
+def _add_explain(sub: argparse._SubParsersAction, arch_help: str) -> None:
+    from model.explain import METHODS
+
+    e = sub.add_parser("explain", help="Grad-CAM or SA attention overlay for one image")
+    e.add_argument("image")
+    e.add_argument("--weights", help="checkpoint (.pth.tar or state_dict)")
+    e.add_argument("--arch", default="auto", choices=["auto", *list_models()], help=arch_help)
+    e.add_argument("--method", default="gradcam", choices=METHODS)
+    e.add_argument("--target", type=int, default=None, help="class index (default: top-1)")
+    e.add_argument("--top-k", type=int, default=5)
+    e.add_argument("--out", help="overlay PNG (default: IMAGE.METHOD.png here)")
+    e.set_defaults(func=cmd_explain)
+
+
 def _add_quantize(sub: argparse._SubParsersAction, arch_help: str) -> None:
     q = sub.add_parser("quantize", help="INT8 model for SANET_PRECISION=int8 (cached)")
     q.add_argument("--weights", help="checkpoint (.pth.tar or state_dict)")
@@ -126,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True)
     export.set_defaults(func=cmd_export)
     _add_quantize(sub, arch_help)
+    _add_explain(sub, arch_help)
     return parser
 
 

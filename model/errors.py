@@ -104,3 +104,7 @@ class Int8AgreementError(EngineError):
         self.agreement = agreement
         self.minimum = minimum
         self.held_out = held_out
+
+
+class ExplainError(ModelError):
+    """An explanation was asked for something the network cannot explain (a bad target)."""
