@@ -74,12 +74,24 @@ def random_authors_checkpoint(
     return write_authors_checkpoint(path, net, arch), net
 
 
+@torch.no_grad()
+def separate_(net: nn.Module) -> nn.Module:
+    """Scale ``net``'s fc by 60 so that different photos get clearly different probability
+    vectors (a random-init net answers nearly the same for every photo, which would hide
+    answers mixed up between requests, or a decoder that gets the pixels wrong)."""
+    fc = net.fc
+    assert isinstance(fc, nn.Linear)
+    fc.weight.mul_(60.0)
+    return net
+
+
+def separating_net(seed: int = 0, num_classes: int = 1000) -> nn.Module:
+    """The tiny ``random_net`` with its fc scaled (:func:`separate_`)."""
+    return separate_(random_net(TINY, seed, num_classes))
+
+
 def separating_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
-    """The tiny network in the authors' layout, its fc scaled by 60 so that different photos
-    get clearly different probability vectors (a random-init net answers nearly the same
-    for every photo, which would hide answers mixed up between requests)."""
+    """The tiny network at its init values, fc scaled (:func:`separate_`), in the authors'
+    layout: the model the test tiers serve."""
     torch.manual_seed(seed)
-    net = create_model(TINY)
-    with torch.no_grad():
-        net.fc.weight.mul_(60.0)
-    return write_authors_checkpoint(path, net, TINY)
+    return write_authors_checkpoint(path, separate_(create_model(TINY)), TINY)

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+from types import ModuleType
 from typing import NoReturn
 
 import pytest
@@ -21,3 +23,17 @@ def skip_or_fail(reason: str) -> NoReturn:
     if in_ci():
         pytest.fail(f"{reason} (CI=true: required components must be installed)")
     pytest.skip(reason)
+
+
+def require_module(name: str, hint: str) -> ModuleType:
+    """Import ``name`` (a required component, e.g. openvino); skip without it, fail under CI.
+
+    Works at module level too, where a plain ``pytest.skip`` would be refused.
+    """
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        reason = f"{name} is not importable ({exc}); {hint}"
+        if in_ci():
+            pytest.fail(f"{reason} (CI=true: required components must be installed)")
+        pytest.skip(reason, allow_module_level=True)

@@ -6,6 +6,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from testing.ci import skip_or_fail
 from testing.paths import REPO
@@ -32,3 +35,15 @@ def run_tool(args: list[str], cwd: Path = REPO, timeout: float = 60) -> str:
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{' '.join(args)} exited {proc.returncode}:\n{output}"
     return output
+
+
+def kustomize(directory: Path) -> list[dict[str, Any]]:
+    """The objects ``kubectl kustomize directory`` renders, parsed (empty documents dropped)."""
+    out = run_tool([require_tool("kubectl"), "kustomize", str(directory)])
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def rendered_kind(directory: Path, kind: str) -> dict[str, Any]:
+    """The one object of ``kind`` that ``directory`` renders."""
+    (found,) = [doc for doc in kustomize(directory) if doc["kind"] == kind]
+    return found

@@ -62,8 +62,13 @@ def test_baseline_answers_as_sanet_serve_and_the_bench_runs(
     assert all(r["ok"] > 0 and not r["errors"] for r in result["runs"])
     assert all(r["memory_after"]["rss_mb"] > 0 for r in result["runs"])
     same = next(c for c in result["comparisons"] if c["against"] == "same engine")
-    assert same["throughput_baseline"] == "baseline-openvino"
-    assert same["throughput_ratio"] > 0 and same["p50_ratio"] > 0
+    assert same["throughput_baseline"] == same["p50_baseline"] == "baseline-openvino"
+    run = {(r["config"], r["level"]): r for r in result["runs"]}  # one round: no median
+    ours, theirs = run["sanet-fp32", 2], run["baseline-openvino", 2]  # throughput: top level
+    assert same["throughput_ratio"] == pytest.approx(ours["images_per_s"] / theirs["images_per_s"])
+    ours, theirs = run["sanet-fp32", 1], run["baseline-openvino", 1]  # latency: level 1
+    p50s = ours["latency_ms"]["p50"] / theirs["latency_ms"]["p50"]
+    assert same["p50_ratio"] == pytest.approx(p50s)
     assert result["machine"]["flags"].keys() == {"avx2", "avx512f", "avx512_vnni", "amx"}
 
 

@@ -1,4 +1,6 @@
-"""bench.http.load (the load generator) against an in-test stand-in of sanet-serve."""
+"""bench.http.load (the load generator): its bodies and tallies against the real app; its
+loops, spawn mode and failure handling against ``testing.standin``, a stand-in whose faults
+(delays, every n-th request refused) are set by the test."""
 
 from __future__ import annotations
 
@@ -6,8 +8,8 @@ import asyncio
 import json
 import random
 import sys
-import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,9 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from bench.http import load
 from bench.http import report as plot
 from bench.http.options import DEFAULT_IMAGES
+from bench.proctree import cpu_seconds
 from bench.server import spawned, spawned_process
+from testing.app import ARCH, Running
 from testing.paths import REPO
 from testing.ports import free_port
 from testing.standin import StandIn, serving
@@ -26,10 +30,15 @@ from testing.standin import StandIn, serving
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 
-def run_loop(coro_factory: Any, timeout: float = 10.0) -> plot.Tally:
+def run_loop(coro_factory: Any, within: float = 10.0, why: str = "the loop to end") -> plot.Tally:
+    """Run a load loop to its end; fail with ``why`` if it is still running after ``within`` s."""
+
     async def go() -> plot.Tally:
-        async with httpx.AsyncClient(timeout=timeout) as client:
-            return await asyncio.wait_for(coro_factory(client), timeout)
+        async with httpx.AsyncClient(timeout=within) as client:
+            try:
+                return await asyncio.wait_for(coro_factory(client), within)
+            except TimeoutError:
+                pytest.fail(f"still running after {within} s: expected {why}")
 
     return asyncio.run(go())
 
@@ -42,58 +51,45 @@ def sender(client: httpx.AsyncClient, url: str, kind: str = "raw", per: int = 1)
     return load.Sender(client, f"{url}/classify", load.encode_bodies(photos(), kind, per), 5)
 
 
-def test_closed_and_open_loop_every_body_end_to_end(tmp_path: Path, capsys: Any) -> None:
-    state = StandIn(fail_every=5)
+def _served(running: Running) -> dict[str, float]:
+    """What the real app counted: answered requests by status, and images computed."""
+    counts = {
+        status: running.metric("sanet_requests_total", model=ARCH, status=status)
+        for status in ("200", "400", "503")
+    }
+    return {**counts, "images": running.metric("sanet_images_total", model=ARCH)}
+
+
+def test_closed_and_open_loop_every_body_end_to_end(
+    serve: Callable[..., Any], tmp_path: Path, capsys: Any
+) -> None:
+    """Raw, multipart and base64 bodies, closed and open loop, against the real app: its own
+    counters agree with the tool's tallies, request for request and image for image."""
     out, png = tmp_path / "load.json", tmp_path / "load.png"
-    with serving(state) as url:
-        argv = [
-            "--url",
-            url,
-            "--model",
-            "sanet50",
-            "--concurrency",
-            "2",
-            "--rate",
-            "25",
-            "--duration",
-            "0.5",
-            "--warmup",
-            "0",
-            "--body",
-            "raw",
-            "multipart",
-            "base64",
-            "--images-per-request",
-            "2",
-            "--out",
-            str(out),
-            "--plot",
-            str(png),
-        ]
+    with serve() as running:
+        before = _served(running)
+        argv = ["--url", running.url, "--model", ARCH, "--concurrency", "2", "--rate", "25"]
+        argv += ["--duration", "0.5", "--warmup", "0", "--body", "raw", "multipart", "base64"]
+        argv += ["--images-per-request", "2", "--out", str(out), "--plot", str(png)]
         assert load.main(argv) == 0
+        served = {k: v - before[k] for k, v in _served(running).items()}
     runs = json.loads(out.read_text())["runs"]
     assert png.read_bytes().startswith(b"\x89PNG")
     assert "| config | body | loop |" in capsys.readouterr().out
     assert [(r["body"], r["mode"]) for r in runs] == [
         (b, m) for b in ("raw", "multipart", "base64") for m in ("closed", "open")
     ]
-    assert state.statuses[400] == 0  # every multipart and base64 body parsed
-    for body in ("raw", "multipart", "base64"):
-        sent = sum(r["sent"] for r in runs if r["body"] == body)
-        per = 1 if body == "raw" else 2
-        assert state.requests[body] == sent > 0
-        assert state.images[body] == per * sent
-    assert sum(r["errors"].get("503", 0) for r in runs) == state.statuses[503] > 0
+    assert served["400"] == 0  # every multipart and base64 body parsed by the service
+    assert served["200"] == sum(r["ok"] for r in runs)
+    assert served["503"] == sum(r["errors"].get("503", 0) for r in runs)
+    assert served["images"] == sum(r["images_per_request"] * r["ok"] for r in runs)
     for r in runs:
         per = r["images_per_request"]
-        assert set(r["errors"]) <= {"503"}
+        assert per == (1 if r["body"] == "raw" else 2)
+        assert r["ok"] > 0 and set(r["errors"]) <= {"503"}
         assert r["sent"] == r["ok"] + sum(r["errors"].values())
-        assert r["batch"] == {
-            "batches": r["ok"],
-            "images": per * r["ok"],
-            "mean": per if r["ok"] else None,
-            "distribution": {str(per): r["ok"]} if r["ok"] else {},
-        }
+        assert r["batch"]["images"] == per * r["ok"]  # read from the app's own histogram
+        assert 1 <= r["batch"]["batches"] <= r["ok"] * per
         lat = r["latency_ms"]
         assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"]
         assert r["images_per_s"] == pytest.approx(per * r["requests_per_s"])
@@ -103,17 +99,17 @@ def test_closed_and_open_loop_every_body_end_to_end(tmp_path: Path, capsys: Any)
 def test_open_loop_counts_drops_over_the_in_flight_cap() -> None:
     state = StandIn(delay_s=0.3)
     with serving(state) as url:
-        start = time.monotonic()
         tally = run_loop(
-            lambda c: load.open_loop(sender(c, url), 60, 0.5, 1000, 2, random.Random(1))
+            lambda c: load.open_loop(sender(c, url), 60, 0.5, 1000, 2, random.Random(1)),
+            why="arrivals to stop at 0.5 s and the last answer 0.3 s later",
         )
-        elapsed = time.monotonic() - start
-        bounded = run_loop(
-            lambda c: load.open_loop(sender(c, url), 500, 5, 7, 100, random.Random(1))
+        bounded = run_loop(  # 5 s of arrivals, but the loop ends at its count of 7
+            lambda c: load.open_loop(sender(c, url), 500, 5, 7, 100, random.Random(1)),
+            within=4,
+            why="the loop to end at 7 arrivals, before its 5 s",
         )
     assert tally.dropped > 0 and tally.sent <= 2 * (0.5 / 0.3 + 1)
     assert tally.outcomes == Counter({"200": tally.sent})
-    assert elapsed < 2.0  # arrivals stop at 0.5 s, the last answers 0.3 s later
     assert bounded.sent + bounded.dropped == 7  # bounded in count as well as time
 
 
@@ -225,8 +221,10 @@ def test_client_processes_merge_and_the_server_cpu_per_image(tmp_path: Path) -> 
         argv += ["2", "--duration", "1.5", "--warmup", "0.3", "--server-pid", str(server.popen.pid)]
         argv += ["--out", str(out), "--plot", str(tmp_path / "load.png")]
         assert load.main(argv) == 0
+        lifetime_cpu_s = cpu_seconds(server.popen.pid)  # since it started, warm-up included
     (run,) = json.loads(out.read_text())["runs"]
     assert run["level"] == 3 and run["errors"] == {}
     assert run["ok"] == run["sent"] > 0  # both processes' requests, merged
     assert run["batch"]["images"] == run["ok"]  # the server saw what the clients counted
-    assert run["server_cpu_s_per_image"] > 0
+    # seconds (not ms) per image (not per run): the measured window's share of the lifetime
+    assert 0 < run["server_cpu_s_per_image"] * run["ok"] <= lifetime_cpu_s

@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import httpx
 import torch
 
 from testing.app import Running
 from testing.images import image_bytes
+from testing.v2 import classify_vector
 
 N_IMAGES = 24
 
 
-def _vector(answer: dict[str, Any]) -> torch.Tensor:
-    vec = torch.zeros(1000, dtype=torch.float64)
-    for p in answer["predictions"]:
-        vec[p["class_index"]] = p["probability"]
-    return vec
-
-
 def _classify(url: str, data: bytes) -> torch.Tensor:
     with httpx.Client(base_url=url, timeout=60) as client:
-        r = client.post(
-            "/classify?top_k=1000", content=data, headers={"Content-Type": "image/jpeg"}
-        )
-        assert r.status_code == 200, r.text
-        return _vector(r.json()["results"][0])
+        return torch.from_numpy(classify_vector(client, data)).double()
 
 
 def test_concurrent_answers_match_single_runs(api: Running) -> None:

@@ -104,7 +104,9 @@ def test_body_over_limit_with_content_length(api: Running) -> None:
 
 def test_unknown_path_and_method(api: Running) -> None:
     _error(api.client.get("/nope"), 404, "not_found")
-    _error(api.client.get("/classify"), 405, "method_not_allowed")
+    wrong_method = api.client.get("/classify")
+    _error(wrong_method, 405, "method_not_allowed")
+    assert wrong_method.headers["allow"] == "POST"
 
 
 def _send_until_answered(port: int, head: bytes, chunk: bytes, total: int) -> tuple[bytes, int]:

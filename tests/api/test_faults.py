@@ -36,7 +36,7 @@ def test_draining_refuses_new_requests_and_finishes_admitted_ones(
         assert r.json()["error"]["code"] == "draining"
         assert "Retry-After" in r.headers and r.headers["connection"] == "close"
         assert running.client.get("/healthz").status_code == 200
-        assert running.metric("sanet_rejected_total", model=ARCH, reason="draining") >= 1
+        assert running.metric("sanet_rejected_total", model=ARCH, reason="draining") == 1
         hold.release()
         assert admitted.result().status_code == 200
         assert running.wait(30) == 0, running.tail()
@@ -87,6 +87,14 @@ def test_a_killed_engine_turns_readiness_off_and_the_tree_exits_non_zero(
 ) -> None:
     with serve(drain_timeout_s=2) as running:
         assert _post(running.url).status_code == 200
-        os.kill(running.process("sanet-engine"), signal.SIGKILL)
+        # the supervisor stopped, so the front ends stay up and can be asked
+        os.kill(running.popen.pid, signal.SIGSTOP)
+        try:
+            os.kill(running.process("sanet-engine"), signal.SIGKILL)
+            poll(lambda: running.client.get("/readyz").status_code == 503, 10, "readiness off")
+            r = running.client.post("/classify", content=image_bytes(0), headers=JPEG)
+            assert r.status_code == 503, r.text
+        finally:
+            os.kill(running.popen.pid, signal.SIGCONT)
         assert running.wait(30) == 1, running.tail()
         assert "the engine exited" in running.log

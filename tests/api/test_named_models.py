@@ -6,10 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from testing.app import ARCH
-from testing.checkpoints import random_net, write_authors_checkpoint
+from testing.checkpoints import separating_net, write_authors_checkpoint
 from testing.images import image_bytes
 
 JPEG = {"Content-Type": "image/jpeg"}
@@ -18,9 +16,7 @@ JPEG = {"Content-Type": "image/jpeg"}
 def test_two_checkpoints_of_one_arch_side_by_side(
     serve: Callable[..., Any], checkpoint: Path, tmp_path: Path
 ) -> None:
-    net = random_net(ARCH, seed=3, num_classes=10)
-    with torch.no_grad():
-        net.fc.weight.mul_(60.0)
+    net = separating_net(seed=3, num_classes=10)
     ten = write_authors_checkpoint(tmp_path / "ten.pth.tar", net, ARCH)
     with serve(models=f"{ARCH}={checkpoint},tenclass={ARCH}:{ten}") as running:
         models = {m["name"]: m for m in running.client.get("/v1/models").json()["models"]}

@@ -5,7 +5,6 @@ Every answer is compared with /classify's full probability vector for the same i
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,7 +14,14 @@ import pytest
 from model.postprocess import labels_for
 from testing.app import ARCH, Running
 from testing.ci import skip_or_fail
-from testing.v2 import classify_vector, photos, preprocessed, top_strings
+from testing.v2 import (
+    classify_vector,
+    image_input,
+    photos,
+    preprocessed,
+    tensor_input,
+    top_strings,
+)
 
 try:
     import tritonclient.http as httpclient
@@ -39,13 +45,7 @@ def v2(serve: Callable[..., Any]) -> Iterator[tuple[Running, Any]]:
 
 
 def _image_input(blobs: list[bytes], binary: bool) -> Any:
-    inp = httpclient.InferInput("IMAGE", [len(blobs)], "BYTES")
-    if binary:
-        inp.set_data_from_numpy(np.array(blobs, dtype=np.object_), binary_data=True)
-    else:  # JSON carries BYTES as text: images go as base64 strings
-        encoded = [base64.b64encode(b) for b in blobs]
-        inp.set_data_from_numpy(np.array(encoded, dtype=np.object_), binary_data=False)
-    return inp
+    return image_input(httpclient, blobs, binary)
 
 
 def test_health_and_metadata(v2: tuple[Running, Any]) -> None:
@@ -83,8 +83,7 @@ def test_image_bytes_several_per_request(v2: tuple[Running, Any], binary: bool) 
 def test_input_fp32_equals_classify(v2: tuple[Running, Any], binary: bool) -> None:
     running, client = v2
     blob = photos()[0]
-    inp = httpclient.InferInput("INPUT", [1, 3, 224, 224], "FP32")
-    inp.set_data_from_numpy(preprocessed(blob), binary_data=binary)
+    inp = tensor_input(httpclient, preprocessed(blob), binary)
     result = client.infer(ARCH, [inp])  # no outputs named: all, binary
     np.testing.assert_allclose(
         result.as_numpy("PROBABILITIES")[0], classify_vector(running.client, blob), atol=ATOL
@@ -126,8 +125,7 @@ def test_bad_input_is_the_clients_error(v2: tuple[Running, Any]) -> None:
     with pytest.raises(InferenceServerException) as bad:
         client.infer(ARCH, [_image_input([b"not an image"], True)])
     assert bad.value.status() == "400"
-    wrong = httpclient.InferInput("INPUT", [1, 3, 8, 8], "FP32")
-    wrong.set_data_from_numpy(np.zeros((1, 3, 8, 8), np.float32))
+    wrong = tensor_input(httpclient, np.zeros((1, 3, 8, 8), np.float32))
     with pytest.raises(InferenceServerException, match="shape"):
         client.infer(ARCH, [wrong])
     with pytest.raises(InferenceServerException, match="unknown model"):

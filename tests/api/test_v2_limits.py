@@ -8,13 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 
 from testing.app import ARCH
 from testing.ci import skip_or_fail
 from testing.ports import free_port
-from testing.v2 import photos
+from testing.v2 import image_input, photos
 
 try:
     import tritonclient.grpc as grpcclient
@@ -30,27 +29,21 @@ def _clients() -> None:
         skip_or_fail("tritonclient[http,grpc] is not installed")
 
 
-def _image(lib: Any, blobs: list[bytes]) -> Any:
-    inp = lib.InferInput("IMAGE", [len(blobs)], "BYTES")
-    inp.set_data_from_numpy(np.array(blobs, dtype=np.object_))
-    return inp
-
-
 def test_api_keys_on_both_protocols(serve: Callable[..., Any]) -> None:
     with serve(api_keys="k1", grpc_port=free_port()) as running:
         http = httpclient.InferenceServerClient(f"127.0.0.1:{running.port}")
         grpc = grpcclient.InferenceServerClient(f"127.0.0.1:{running.settings.grpc_port}")
         assert http.is_server_ready() and grpc.is_server_ready()  # health stays open
         with pytest.raises(InferenceServerException) as no_key:
-            http.infer(ARCH, [_image(httpclient, photos()[:1])])
+            http.infer(ARCH, [image_input(httpclient, photos()[:1])])
         assert no_key.value.status() == "401"
         with pytest.raises(InferenceServerException) as no_key_grpc:
-            grpc.infer(ARCH, [_image(grpcclient, photos()[:1])])
+            grpc.infer(ARCH, [image_input(grpcclient, photos()[:1])])
         assert str(no_key_grpc.value.status()) == "StatusCode.UNAUTHENTICATED"
-        ok = http.infer(ARCH, [_image(httpclient, photos()[:1])], headers={"X-API-Key": "k1"})
+        ok = http.infer(ARCH, [image_input(httpclient, photos()[:1])], headers={"X-API-Key": "k1"})
         assert ok.as_numpy("PROBABILITIES").shape == (1, 1000)
         ok = grpc.infer(
-            ARCH, [_image(grpcclient, photos()[:1])], headers={"authorization": "Bearer k1"}
+            ARCH, [image_input(grpcclient, photos()[:1])], headers={"authorization": "Bearer k1"}
         )
         assert ok.as_numpy("PROBABILITIES").shape == (1, 1000)
         http.close()
@@ -71,15 +64,15 @@ def test_timeout_parameter_and_limits(serve: Callable[..., Any]) -> None:
             )
             running.wait_slots(1)
             with pytest.raises(InferenceServerException) as late:  # Triton's timeout, in us
-                http.infer(ARCH, [_image(httpclient, photos()[:1])], timeout=200_000)
+                http.infer(ARCH, [image_input(httpclient, photos()[:1])], timeout=200_000)
             assert late.value.status() == "504"
             hold.release()
             assert first.result().status_code == 200
         limit = running.settings.max_images_per_request
         with pytest.raises(InferenceServerException) as many:
-            http.infer(ARCH, [_image(httpclient, photos()[:1] * (limit + 1))])
+            http.infer(ARCH, [image_input(httpclient, photos()[:1] * (limit + 1))])
         assert many.value.status() == "413"
         with pytest.raises(InferenceServerException) as big:
-            http.infer(ARCH, [_image(httpclient, [b"x" * running.settings.max_body_bytes])])
+            http.infer(ARCH, [image_input(httpclient, [b"x" * running.settings.max_body_bytes])])
         assert big.value.status() == "413"
         http.close()

@@ -15,15 +15,18 @@ from testing.checkpoints import separating_tiny_checkpoint
 
 
 @pytest.fixture(scope="session")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    """Two models: one from a checkpoint, ``plain`` with random weights (the banner)."""
+def app(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """Two models: one from a checkpoint, ``plain`` with random weights (the banner).
+
+    Needs ``browser`` first: without Chromium the tier skips before any tree starts."""
     ckpt = separating_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "sa_tiny.pth.tar")
     with Running({**BASE_SETTINGS, "models": f"{ARCH}={ckpt},plain={ARCH}"}) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def serve_with_key(serve: Callable[..., Any]) -> Iterator[Running]:
+def serve_with_key(browser: Any, serve: Callable[..., Any]) -> Iterator[Running]:
+    """One model, API keys on (``browser`` first, as for ``app``)."""
     with serve(api_keys="s3cret") as running:
         yield running
 

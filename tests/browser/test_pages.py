@@ -18,7 +18,7 @@ def _texts(driver: Any, css: str) -> list[str]:
     return [e.text for e in driver.find_elements(By.CSS_SELECTOR, css)]
 
 
-def test_swagger_ui_renders_operations_offline(app: Running, browser: Any, shots: Path) -> None:
+def test_swagger_ui_renders_operations_offline(browser: Any, app: Running, shots: Path) -> None:
     requested_urls(browser)  # forget earlier pages
     browser.get(f"{app.url}/docs")
     paths = poll(lambda: _texts(browser, ".opblock-summary-path"), 60, "Swagger UI operations")
@@ -30,7 +30,7 @@ def test_swagger_ui_renders_operations_offline(app: Running, browser: Any, shots
     assert foreign(urls, app.url) == [], "the docs fetched something from outside"
 
 
-def test_redoc_renders_offline(app: Running, browser: Any) -> None:
+def test_redoc_renders_offline(browser: Any, app: Running) -> None:
     requested_urls(browser)
     browser.get(f"{app.url}/redoc")
     titles = poll(lambda: [t for t in _texts(browser, "h2") if t], 60, "ReDoc operations")
@@ -38,7 +38,7 @@ def test_redoc_renders_offline(app: Running, browser: Any) -> None:
     assert foreign(requested_urls(browser), app.url) == []
 
 
-def test_page_classifies_an_uploaded_photo(app: Running, browser: Any, shots: Path) -> None:
+def test_page_classifies_an_uploaded_photo(browser: Any, app: Running, shots: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -70,7 +70,7 @@ def test_page_classifies_an_uploaded_photo(app: Running, browser: Any, shots: Pa
     assert foreign(requested_urls(browser), app.url) == []
 
 
-def test_page_sends_the_api_key(serve_with_key: Running, browser: Any) -> None:
+def test_page_sends_the_api_key(browser: Any, serve_with_key: Running) -> None:
     from selenium.webdriver.common.by import By
 
     browser.get(f"{serve_with_key.url}/")

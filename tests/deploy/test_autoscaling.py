@@ -10,8 +10,10 @@ decided number of replicas is put in service. Production durations are scaled by
 
 What the scenario guarantees, and so what is asserted: idle means the minimum; once the
 overload and a replica count have held for a whole window, p99 above the SLO means the HPA
-asks for more replicas; a steady load never flips the replica count back and forth; idle
-again returns to the minimum; KEDA's query on the same data equals the adapter's, summed.
+asks for more replicas (not that it asked before p99 crossed the SLO: the overload crosses it
+within the first window, before the utilisation reaches the target); a steady load never
+flips the replica count back and forth; idle again returns to the minimum; KEDA's query on
+the same data equals the adapter's, summed.
 The overload is sized from a measured single-request latency (3x the SLO's worth of queued
 work), so it overloads any machine; no assertion compares a timing to a constant. (At the
 steady single client, p99 is one image's service time: on a crowded machine it can exceed
@@ -173,7 +175,7 @@ def run(
     return steps, hpa, overload
 
 
-def test_replayed_hpa_scales_up_before_and_back_to_min(cluster, tmp_path: Path):
+def test_replayed_hpa_scales_up_while_p99_is_over_the_slo_and_back_to_min(cluster, tmp_path: Path):
     keda: list[tuple[float, float]] = []  # (adapter summed over pods, KEDA query) per tick
     steps, hpa, overload = run(*cluster, tmp_path, keda)
     slo = slo_seconds()

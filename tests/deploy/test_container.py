@@ -1,18 +1,22 @@
-"""Dockerfile, .dockerignore and the container health check."""
+"""Dockerfile, .dockerignore and the container health check (run against the real app)."""
 
-import http.server
 import re
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+import httpx
+
+from testing.images import image_bytes
 from testing.paths import DEPLOY, REPO
 from testing.tools import require_tool, run_tool
+from testing.waiting import poll
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 HEALTHCHECK = DEPLOY / "docker" / "healthcheck.py"
+JPEG = {"Content-Type": "image/jpeg"}
 
 
 def _instructions(keyword: str) -> list[str]:
@@ -58,32 +62,6 @@ def test_dockerignore_allows_only_what_the_build_reads():
         assert needed in rules
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """Answers /readyz with the status stored on the server."""
-
-    def do_GET(self) -> None:
-        code = self.server.ready_status if self.path == "/readyz" else 404  # type: ignore[attr-defined]
-        self.send_response(code)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        """Keep test output quiet."""
-
-
-@contextmanager
-def _fake_service(status: int) -> Iterator[int]:
-    """Serve /readyz with `status` on a free loopback port; yield the port."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.ready_status = status  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def _run_healthcheck(port: int) -> int:
     """Exit code of the container health check pointed at `port`."""
     env = {"SANET_PORT": str(port), "PATH": "/usr/bin:/bin"}
@@ -91,9 +69,19 @@ def _run_healthcheck(port: int) -> int:
     return proc.returncode
 
 
-def test_healthcheck_follows_readyz():
-    with _fake_service(200) as port:
-        assert _run_healthcheck(port) == 0
-    with _fake_service(503) as port:
-        assert _run_healthcheck(port) == 1
-    assert _run_healthcheck(port) == 1  # nothing listens any more
+def test_healthcheck_follows_readyz(serve: Callable[..., Any]) -> None:
+    """Against the real tree: ready, draining (an admitted request holds the drain open while
+    the engine is stopped), and gone."""
+    with serve() as running, ThreadPoolExecutor(1) as pool, running.engine_held() as hold:
+        assert _run_healthcheck(running.port) == 0
+        admitted = pool.submit(
+            httpx.post, f"{running.url}/classify", content=image_bytes(0), headers=JPEG, timeout=60
+        )
+        running.wait_slots(1)
+        running.terminate()
+        poll(lambda: running.client.get("/readyz").status_code == 503, 10, "draining")
+        assert _run_healthcheck(running.port) == 1
+        hold.release()
+        assert admitted.result().status_code == 200
+        assert running.wait(30) == 0, running.tail()
+    assert _run_healthcheck(running.port) == 1  # nothing listens any more

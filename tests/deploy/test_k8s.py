@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from testing.paths import K8S_DIR, PROM_DIR
-from testing.tools import require_tool, run_tool
+from testing.tools import kustomize, require_tool, run_tool
 
 OVERLAYS = ("cpu", "gpu")
 CRD_GROUPS = ("monitoring.coreos.com/",)
@@ -20,8 +20,7 @@ DRAIN_TIMEOUT_S = 30  # SANET_DRAIN_TIMEOUT_S in the manifests and the service d
 def rendered(request) -> dict[str, dict]:
     """The overlay rendered by `kubectl kustomize`, as {kind: object}."""
     overlay = K8S_DIR / "overlays" / request.param
-    out = run_tool([require_tool("kubectl"), "kustomize", str(overlay)])
-    docs = [d for d in yaml.safe_load_all(out) if d]
+    docs = kustomize(overlay)
     by_kind = {d["kind"]: d for d in docs}
     assert len(by_kind) == len(docs), "one object per kind expected"
     by_kind["_overlay"] = {"name": request.param}

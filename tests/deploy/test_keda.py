@@ -15,21 +15,18 @@ import yaml
 
 from testing.ci import skip_or_fail
 from testing.paths import K8S_DIR
-from testing.tools import require_tool, run_tool
+from testing.tools import kustomize, rendered_kind
 
 OVERLAY = K8S_DIR / "overlays" / "keda"
 
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, dict]:
-    out = run_tool([require_tool("kubectl"), "kustomize", str(OVERLAY)])
-    return {d["kind"]: d for d in yaml.safe_load_all(out) if d}
+    return {d["kind"]: d for d in kustomize(OVERLAY)}
 
 
 def _cpu_hpa() -> dict:
-    out = run_tool([require_tool("kubectl"), "kustomize", str(K8S_DIR / "overlays" / "cpu")])
-    (hpa,) = [d for d in yaml.safe_load_all(out) if d and d["kind"] == "HorizontalPodAutoscaler"]
-    return hpa
+    return rendered_kind(K8S_DIR / "overlays" / "cpu", "HorizontalPodAutoscaler")
 
 
 def test_scaled_object_passes_the_keda_crd_schema(rendered):

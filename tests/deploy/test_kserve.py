@@ -14,7 +14,7 @@ from service.config import Settings
 from service.front.app import create_app
 from service.ipc.slots import SlotRing
 from testing.paths import K8S_DIR
-from testing.tools import require_tool, run_tool
+from testing.tools import kustomize, require_tool, run_tool
 
 #: fields of a predictor that KServe adds to a PodSpec
 PREDICTOR_ONLY = {
@@ -28,8 +28,7 @@ PREDICTOR_ONLY = {
 
 @pytest.fixture(scope="module")
 def services() -> dict[str, dict[str, Any]]:
-    out = run_tool([require_tool("kubectl"), "kustomize", str(K8S_DIR / "kserve")])
-    docs = [d for d in yaml.safe_load_all(out) if d]
+    docs = kustomize(K8S_DIR / "kserve")
     assert {d["kind"] for d in docs} == {"InferenceService"}
     return {d["metadata"]["name"]: d for d in docs}
 

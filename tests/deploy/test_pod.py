@@ -18,13 +18,12 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-import yaml
 
 from testing.checkpoints import random_authors_checkpoint
 from testing.engine import build_image, docker_or_skip, pod_run_args
 from testing.paths import K8S_DIR, SAMPLES
 from testing.ports import free_port
-from testing.tools import require_tool, run_tool
+from testing.tools import rendered_kind, run_tool
 from testing.waiting import poll
 
 CHECKPOINT = "sa_tiny.pth.tar"
@@ -55,9 +54,7 @@ class Pod:
 
 
 def _deployment() -> dict:
-    out = run_tool([require_tool("kubectl"), "kustomize", str(K8S_DIR / "overlays" / "cpu")])
-    (deployment,) = [d for d in yaml.safe_load_all(out) if d and d["kind"] == "Deployment"]
-    return deployment
+    return rendered_kind(K8S_DIR / "overlays" / "cpu", "Deployment")
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,9 @@
 """SIGTERM under 16 clients and a stalled upload.
 
 The drain waits for admitted work only: the stalled upload is answered 503 and closed, so
-the process exits long before the drain timeout; every client sees 200, 503 or a clean
-close (refused, or closed between requests), never a reset mid-request.
+the process exits long before the drain timeout. Every request a client sends gets an answer,
+200 or 503 (docs/operations.md): a reset, a close without a response (a FIN) and a refused
+connection are all failures.
 """
 
 from __future__ import annotations
@@ -29,10 +30,8 @@ def _client_loop(url: str, outcomes: Counter[str], lock: threading.Lock) -> None
                 status = str(
                     client.post("/classify", content=image_bytes(1), headers=headers).status_code
                 )
-            except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
-                status = f"closed:{type(exc).__name__}"
-            except httpx.TransportError as exc:  # a reset mid-request
-                status = f"reset:{type(exc).__name__}:{exc}"
+            except httpx.TransportError as exc:  # no answer: refused, reset or closed (FIN)
+                status = f"no answer: {type(exc).__name__}: {exc}"
             with lock:
                 outcomes[status] += 1
             if status != "200":
@@ -70,8 +69,6 @@ def test_sigterm_under_load_exits_when_admitted_work_ends(tmp_path: Path, checkp
         assert proc.wait(30) == 0, proc.tail()  # not the 120 s drain timeout
         for t in threads:
             t.join(30)
-        resets = [k for k in outcomes if k.startswith("reset")]
-        assert not resets, dict(outcomes)
-        assert set(outcomes) <= {"200", "503", "closed:ConnectError", "closed:RemoteProtocolError"}
+        assert set(outcomes) <= {"200", "503"}, dict(outcomes)
     finally:
         proc.stop(grace=5)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from testing.app import Running
 from testing.ci import skip_or_fail
 
 CHECKS = (
@@ -18,28 +19,15 @@ CHECKS = (
 )
 
 
-def test_classify_declares_its_three_bodies_and_every_answer(serve: Callable[..., Any]) -> None:
-    with serve() as running:
-        doc = running.client.get("/openapi.json").json()
-        classify = doc["paths"]["/classify"]["post"]
-        content = classify["requestBody"]["content"]
-        assert {"image/jpeg", "image/gif", "multipart/form-data", "application/json"} <= set(
-            content
-        )
-        assert content["application/json"]["example"]["images"]
-        assert {"200", "400", "408", "413", "415", "431", "503", "504"} <= set(
-            classify["responses"]
-        )
-        metrics = doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
-        assert any(t.startswith("text/plain") for t in metrics)
-
-
-def test_wrong_method_is_405_with_allow(serve: Callable[..., Any]) -> None:
-    with serve() as running:
-        r = running.client.get("/classify")
-        assert r.status_code == 405
-        assert r.headers["allow"] == "POST"
-        assert r.json()["error"]["code"] == "method_not_allowed"
+def test_classify_declares_its_three_bodies_and_every_answer(tree: Running) -> None:
+    doc = tree.client.get("/openapi.json").json()
+    classify = doc["paths"]["/classify"]["post"]
+    content = classify["requestBody"]["content"]
+    assert {"image/jpeg", "image/gif", "multipart/form-data", "application/json"} <= set(content)
+    assert content["application/json"]["example"]["images"]
+    assert {"200", "400", "408", "413", "415", "431", "503", "504"} <= set(classify["responses"])
+    metrics = doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert any(t.startswith("text/plain") for t in metrics)
 
 
 def test_schemathesis_finds_no_server_error_nor_schema_violation(

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from testing import rawhttp
-from testing.app import ARCH
+from testing.app import ARCH, Running
 from testing.images import image_bytes
 from testing.waiting import poll
 
@@ -19,26 +19,24 @@ JPEG = {"Content-Type": "image/jpeg"}
 MiB = 2**20
 
 
-def test_slow_body_gets_408_at_its_deadline_and_leaves_nothing_in_flight(
-    serve: Callable[..., Any],
-) -> None:
-    with serve() as running:
-        body = image_bytes(0)
-        sock = rawhttp.connect(running.url, timeout=20)
-        head = {
-            "Content-Type": "image/jpeg",
-            "Content-Length": str(len(body)),
-            "X-Request-Timeout-Ms": "500",
-        }
-        sock.sendall(rawhttp.head("POST", "/classify", head) + body[:100])  # then stalls
-        answer = rawhttp.read_answer(sock)
-        assert answer.status == 408
-        assert answer.json()["error"]["code"] == "request_timeout"
-        assert answer.headers["connection"] == "close"
-        assert rawhttp.closed_by_peer(sock)
-        poll(lambda: running.metric("sanet_inflight_requests") == 0, 10, "no request in flight")
-        running.wait_slots(0)
-        assert running.metric("sanet_rejected_total", model=ARCH, reason="deadline") == 1
+def test_slow_body_gets_408_at_its_deadline_and_leaves_nothing_in_flight(tree: Running) -> None:
+    before = tree.metric("sanet_rejected_total", model=ARCH, reason="deadline")
+    body = image_bytes(0)
+    sock = rawhttp.connect(tree.url, timeout=20)
+    head = {
+        "Content-Type": "image/jpeg",
+        "Content-Length": str(len(body)),
+        "X-Request-Timeout-Ms": "500",
+    }
+    sock.sendall(rawhttp.head("POST", "/classify", head) + body[:100])  # then stalls
+    answer = rawhttp.read_answer(sock)
+    assert answer.status == 408
+    assert answer.json()["error"]["code"] == "request_timeout"
+    assert answer.headers["connection"] == "close"
+    assert rawhttp.closed_by_peer(sock)
+    poll(lambda: tree.metric("sanet_inflight_requests") == 0, 10, "no request in flight")
+    tree.wait_slots(0)
+    assert tree.metric("sanet_rejected_total", model=ARCH, reason="deadline") == before + 1
 
 
 def test_silent_and_dribbling_connections_are_closed(serve: Callable[..., Any]) -> None:
@@ -114,14 +112,13 @@ def _declared(n: int) -> dict[str, str]:
     return {"Content-Type": "image/jpeg", "Content-Length": str(n), "Expect": "100-continue"}
 
 
-def test_oversized_headers_get_431_json(serve: Callable[..., Any]) -> None:
-    with serve() as running:
-        sock = rawhttp.connect(running.url)
-        sock.sendall(rawhttp.head("GET", "/healthz", {"X-Big": "a" * (2 * MiB)}))
-        answer = rawhttp.read_answer(sock)
-        assert answer.status == 431
-        assert answer.json()["error"]["code"] == "headers_too_large"
-        assert running.client.get("/healthz").status_code == 200
+def test_oversized_headers_get_431_json(tree: Running) -> None:
+    sock = rawhttp.connect(tree.url)
+    sock.sendall(rawhttp.head("GET", "/healthz", {"X-Big": "a" * (2 * MiB)}))
+    answer = rawhttp.read_answer(sock)
+    assert answer.status == 431
+    assert answer.json()["error"]["code"] == "headers_too_large"
+    assert tree.client.get("/healthz").status_code == 200
 
 
 def test_oversized_body_413_reaches_a_client_without_expect_continue(

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 
 from testing.checkpoints import separating_tiny_checkpoint
 from testing.ci import skip_or_fail
@@ -19,6 +18,7 @@ from testing.images import image_bytes
 from testing.metrics import read_metric
 from testing.ports import free_port
 from testing.servers import Spawned
+from testing.v2 import image_input
 from testing.waiting import poll
 
 FAST = ("--backend", "torchscript", "--device", "cpu")
@@ -45,9 +45,7 @@ class Grpc:
         self.sent = 0
 
     def _images(self, n: int) -> Any:
-        inp = self.lib.InferInput("IMAGE", [n], "BYTES")
-        inp.set_data_from_numpy(np.array([image_bytes(i) for i in range(n)], dtype=np.object_))
-        return inp
+        return image_input(self.lib, [image_bytes(i) for i in range(n)])
 
     def send(self, calls: int, images: int) -> None:
         for _ in range(calls):

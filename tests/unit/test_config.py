@@ -50,7 +50,6 @@ def test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         {"port": 70000},
         {"device": "tpu"},
         {"precision": "int4"},
-        {"max_queue": 4, "max_images_per_request": 8},
         {"max_delay_ms": -1},
     ],
 )
@@ -80,7 +79,8 @@ def test_every_setting_but_api_keys_has_a_flag() -> None:
 
 def test_model_spec_round_trip() -> None:
     spec = ModelSpec.parse("sanet50=~/w.pth.tar")
-    assert spec.name == "sanet50" and spec.checkpoint is not None
+    assert spec.name == "sanet50" and spec.checkpoint == Path.home() / "w.pth.tar"
+    assert str(spec) == f"sanet50={Path.home() / 'w.pth.tar'}"
     assert str(ModelSpec.parse("sanet50")) == "sanet50"
 
 
@@ -108,3 +108,17 @@ def test_two_checkpoints_of_one_arch_can_be_served_side_by_side() -> None:
     assert [m.name for m in s.models] == ["sanet50", "birds"]
     assert {m.arch for m in s.models} == {"sanet50"}
     assert s.default_model == "sanet50"
+
+
+def test_lowering_the_queue_alone_lowers_the_per_request_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SANET_MAX_QUEUE", "4")
+    assert load_settings([]).max_images_per_request == 4
+    assert load_settings(["--max-queue", "2"]).max_images_per_request == 2
+    assert Settings(max_queue=500).max_images_per_request == 32
+
+
+def test_only_an_explicit_contradiction_is_an_error() -> None:
+    with pytest.raises(ValidationError, match="SANET_MAX_IMAGES_PER_REQUEST=8"):
+        Settings(max_queue=4, max_images_per_request=8)

@@ -9,9 +9,10 @@ import torch
 
 from model import build_engine, create_model
 from model.errors import CalibrationError, Int8AgreementError, UnknownBackendError
+from testing.ci import require_module
 from testing.training import dataset, train_tiny, write_images
 
-pytest.importorskip("nncf")
+require_module("nncf", "a core dependency (INT8 calibration): pip install -e .")
 CLASSES = 4
 
 

@@ -7,9 +7,10 @@ import torch
 from torch import nn
 
 from model import compile_model, create_model
+from testing.ci import require_module
 
 ATOL = 1e-4
-ov = pytest.importorskip("openvino")
+ov = require_module("openvino", "a core dependency: pip install -e .")
 
 
 def random_sa_net(arch: str, seed: int) -> nn.Module:

@@ -9,10 +9,11 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, features
 
 from model import ImageDecodeError, ImageTooLargeError, preprocess
-from model.preprocess import MEAN, STD, resize_crop, to_tensor
+from model.preprocess import MEAN, STD, crop, resize_crop, to_tensor
+from testing.ci import require_module, skip_or_fail
 from testing.paths import SAMPLES
 
 COFFEE = (SAMPLES / "coffee.jpg").read_bytes()
@@ -36,6 +37,28 @@ def test_lossless_formats_match_png(fmt: str) -> None:
     out = preprocess(encode(img, fmt, **kw))
     assert out.shape == (3, 224, 224) and out.dtype == torch.float32
     torch.testing.assert_close(out, ref)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "options", "levels"),
+    [
+        # full quality without chroma subsampling: only the RGB <-> YUV rounding remains
+        ("AVIF", {"quality": 100, "subsampling": "4:4:4"}, 2),
+        # lossless HEIC (RGB stored as is, identity matrix): exact
+        ("HEIF", {"quality": -1, "chroma": 444, "matrix_coefficients": 0}, 0),
+    ],
+)
+def test_avif_and_heic_crops_match_the_png_crop(fmt: str, options: dict, levels: int) -> None:
+    if fmt == "HEIF":
+        require_module("pillow_heif", "a core dependency: pip install -e .").register_heif_opener()
+    elif not features.check("avif"):
+        skip_or_fail("this Pillow has no AVIF codec (Pillow >= 11.3 wheels have it)")
+    data = encode(photo(), fmt, **options)
+    assert Image.open(io.BytesIO(data)).format == fmt
+    ref = crop(encode(photo(), "PNG")).astype(np.int16)
+    out = crop(data).astype(np.int16)
+    assert out.shape == (224, 224, 3)
+    assert np.abs(out - ref).max() <= levels  # swapped channels or a flip: 40-70 on average
 
 
 def test_jpeg_and_gif_first_frame() -> None:
