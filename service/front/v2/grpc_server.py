@@ -4,8 +4,9 @@ The protocol definitions are tritonclient's generated KServe v2 stubs and servic
 (``tritonclient.grpc.service_pb2*``): maintained with the protocol, the very messages Triton
 clients send, and no code generation step here. RPCs this service does not offer (model
 repository, shared memory, statistics, streaming, trace and log settings) answer
-UNIMPLEMENTED with the RPC's name, the client's answer to a capability probe, not a fault:
-they are refused before the base class's stub runs, which would raise and read as INTERNAL.
+UNIMPLEMENTED naming the RPC, so a client's capability probe gets a clear no rather than a
+server fault; the interceptor refuses them before the base class's stubs run, since those
+raise and the raise would read as INTERNAL.
 
 Errors: the ServiceError's status mapped by ``error_handler.GRPC_STATUS``; a message over
 SANET_MAX_BODY_BYTES is refused by gRPC itself (RESOURCE_EXHAUSTED); the call's deadline is
@@ -135,7 +136,7 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
             return _refused(handler, rpc)
         if handler.unary_unary is None:
             return handler
-        infer = details.method.endswith("/ModelInfer")
+        infer = rpc == "ModelInfer"
         inner = handler.unary_unary
 
         async def guarded(request: Any, context: Any) -> Any:
