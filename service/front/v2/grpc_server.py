@@ -3,7 +3,10 @@
 The protocol definitions are tritonclient's generated KServe v2 stubs and servicer base
 (``tritonclient.grpc.service_pb2*``): maintained with the protocol, the very messages Triton
 clients send, and no code generation step here. RPCs this service does not offer (model
-repository, shared memory, statistics) answer UNIMPLEMENTED from that base class.
+repository, shared memory, statistics, streaming, trace and log settings) answer
+UNIMPLEMENTED naming the RPC, so a client's capability probe gets a clear no rather than a
+server fault; the interceptor refuses them before the base class's stubs run, since those
+raise and the raise would read as INTERNAL.
 
 Errors: the ServiceError's status mapped by ``error_handler.GRPC_STATUS``; a message over
 SANET_MAX_BODY_BYTES is refused by gRPC itself (RESOURCE_EXHAUSTED); the call's deadline is
@@ -23,20 +26,32 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from service.config import Settings
-from service.errors import ServiceError
+from service.errors import MethodNotAllowed, ServiceError
 from service.front.auth import check_api_key
 from service.front.errors import grpc_status, to_service_error
 from service.front.state import Lifecycle
-from service.front.v2 import protocol
+from service.front.v2 import model_config, protocol
 from service.front.v2.tensors import InferRequest, InputTensor, OutputTensor, RequestedOutput
 from service.metrics import NO_MODEL, Metrics
 
 log = logging.getLogger(__name__)
 PROTOCOL = "v2_grpc"
+#: the RPCs of ``inference.GRPCInferenceService`` this service answers; the others are refused
+OFFERED = frozenset(
+    {
+        "ServerLive",
+        "ServerReady",
+        "ServerMetadata",
+        "ModelReady",
+        "ModelMetadata",
+        "ModelConfig",
+        "ModelInfer",
+    }
+)
 
 
 class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):
-    """The six v2 RPCs over the lifecycle's served models; errors raise, and the
+    """The offered v2 RPCs over the lifecycle's served models; errors raise, and the
     ``ErrorsAndMetrics`` interceptor turns them into gRPC statuses."""
 
     def __init__(self, life: Lifecycle, api_keys: list[bytes]) -> None:
@@ -75,6 +90,12 @@ class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):
             outputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["outputs"]],
         )
 
+    async def ModelConfig(self, request: Any, context: Any) -> Any:
+        self._auth(context)
+        protocol.check_version(request.name, request.version)
+        config = model_config.model_config_message(self.life.model(request.name))
+        return pb.ModelConfigResponse(config=config)
+
     async def ModelInfer(self, request: Any, context: Any) -> Any:
         start = time.monotonic()
         self._auth(context)
@@ -99,7 +120,8 @@ class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):
 
 class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
     """Every RPC: a raised error becomes its gRPC status (``error_handler.grpc_status``);
-    ModelInfer is counted in the request metrics, as the HTTP middleware counts /classify."""
+    ModelInfer is counted in the request metrics, as the HTTP middleware counts /classify;
+    an RPC not in ``OFFERED`` answers UNIMPLEMENTED (a client's error, never counted)."""
 
     def __init__(self, life: Lifecycle, metrics: Metrics) -> None:
         self.life = life
@@ -107,9 +129,14 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
 
     async def intercept_service(self, continuation: Any, details: Any) -> Any:
         handler = await continuation(details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
-        infer = details.method.endswith("/ModelInfer")
+        rpc = details.method.rsplit("/", 1)[-1]
+        if rpc not in OFFERED:
+            return _refused(handler, rpc)
+        if handler.unary_unary is None:
+            return handler
+        infer = rpc == "ModelInfer"
         inner = handler.unary_unary
 
         async def guarded(request: Any, context: Any) -> Any:
@@ -137,6 +164,22 @@ class ErrorsAndMetrics(grpc.aio.ServerInterceptor):
     def _count(self, name: str, status: int, seconds: float) -> None:
         label = name if name in self.life.models else NO_MODEL
         self.metrics.observe_request(label, status, PROTOCOL, seconds)
+
+
+def _refused(handler: Any, rpc: str) -> Any:
+    """A handler of the same kind as ``handler`` that answers UNIMPLEMENTED, naming ``rpc``."""
+    error = MethodNotAllowed(f"sanet-serve does not offer the RPC {rpc} (docs/api.md)")
+
+    async def refuse(request: Any, context: Any) -> Any:
+        await _abort(context, error)
+
+    codec = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(refuse, **codec)
+    return grpc.stream_stream_rpc_method_handler(refuse, **codec)  # ModelStreamInfer
 
 
 async def _abort(context: Any, exc: BaseException) -> None:

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from service.errors import BadRequest, InvalidParameter
 from service.front.auth import Life, disconnected, require_api_key
 from service.front.http import bodies
-from service.front.v2 import protocol, schemas
+from service.front.v2 import model_config, protocol, schemas
 from service.front.v2.tensors import InferRequest, InputTensor, OutputTensor, RequestedOutput
 
 router = APIRouter(prefix="/v2", tags=["KServe v2"])
@@ -67,6 +67,24 @@ async def model_metadata(life: Life, name: str, version: str | None = None) -> d
     """Inputs ``IMAGE`` (BYTES, encoded images) or ``INPUT`` (FP32), output ``PROBABILITIES``."""
     protocol.check_version(name, version)
     return protocol.model_metadata(life.model(name))
+
+
+@router.get(
+    "/models/{name}/config",
+    response_model=schemas.V2ModelConfig,
+    responses=ERRORS,
+    dependencies=Auth,
+)
+@router.get(
+    "/models/{name}/versions/{version}/config",
+    response_model=schemas.V2ModelConfig,
+    responses=ERRORS,
+    dependencies=Auth,
+)
+async def model_configuration(life: Life, name: str, version: str | None = None) -> dict[str, Any]:
+    """The model's Triton model configuration (what perf_analyzer and Model Analyzer read)."""
+    protocol.check_version(name, version)
+    return model_config.model_config(life.model(name))
 
 
 _INFER_DOC: dict[str, Any] = {

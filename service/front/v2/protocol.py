@@ -1,7 +1,7 @@
 """What v2 HTTP and v2 gRPC share: metadata, and one infer call over a ``ServedModel``.
 
-Inputs (one per request): ``IMAGE`` BYTES ``[-1]`` or ``[-1, 1]``, encoded images decoded
-exactly as ``/classify`` decodes them; or ``INPUT`` FP32 ``[-1, 3, 224, 224]``, already
+Inputs (one per request): ``IMAGE`` BYTES ``[-1, 1]`` (``[-1]`` is taken too), encoded images
+decoded exactly as ``/classify`` decodes them; or ``INPUT`` FP32 ``[-1, 3, 224, 224]``, already
 preprocessed. Output: ``PROBABILITIES`` FP32 ``[-1, num_classes]``, or with the classification
 extension BYTES ``[-1, k]`` strings ``"probability:index:label"`` as Triton writes them.
 """
@@ -50,7 +50,7 @@ def model_metadata(served: ServedModel) -> dict[str, Any]:
         "versions": [MODEL_VERSION],
         "platform": PLATFORM,
         "inputs": [
-            {"name": IMAGE, "datatype": "BYTES", "shape": [-1]},
+            {"name": IMAGE, "datatype": "BYTES", "shape": [-1, 1]},
             {"name": INPUT, "datatype": "FP32", "shape": [-1, c, h, w]},
         ],
         "outputs": [

@@ -67,6 +67,29 @@ class V2ModelMetadata(BaseModel):
     outputs: list[V2TensorMetadata]
 
 
+class V2ConfigTensor(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    data_type: str
+    dims: list[int]
+
+
+class V2ModelConfig(BaseModel):
+    """Triton's model configuration in its JSON form (``model_config.proto``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    platform: str
+    backend: str
+    max_batch_size: int
+    input: list[V2ConfigTensor]
+    output: list[V2ConfigTensor]
+    dynamic_batching: dict[str, Any]
+    instance_group: list[dict[str, Any]]
+
+
 class V2ServerMetadata(BaseModel):
     name: str
     version: str
