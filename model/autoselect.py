@@ -1,9 +1,10 @@
 """``auto`` by measurement: time the candidate engines on the served model, keep the fastest.
 
-Each candidate is built and warmed up (one that raises is dropped, with a log line), then timed in interleaved rounds at batch 1 and at the
-largest batch the service forms, on uint8 crop batches as the service feeds them; the score is the sum of the per-image times at those
-sizes (latency and throughput weigh the same). The choice and its timings are written to
-``<cache_dir>/<cache_key>-auto-<fingerprint>.json``, where the fingerprint covers the CPU
+Each candidate is built and warmed up (one that raises is dropped, with a log line), then
+timed in interleaved rounds at batch 1 and at the largest batch the service forms, on uint8
+crop batches as the service feeds them; the score is the sum of the per-image times at
+those sizes (latency and throughput weigh the same). The choice and its timings are written
+to ``<cache_dir>/<cache_key>-auto-<fingerprint>.json``, where the fingerprint covers the CPU
 model and flags, the engine versions, threads and batch sizes, and ``cache_key`` the
 weights: a restart on the same machine reads it and builds only the winner; another machine
 or engine version measures again. The timer is injectable so tests can fake the clock.
@@ -86,7 +87,9 @@ def crop_batches(batches: Sequence[int], input_size: int = 224) -> dict[int, tor
     """Random uint8 (B, H, W, 3) crop batches, the service's input form."""
     gen = torch.Generator().manual_seed(0)
     shape = (input_size, input_size, 3)
-    return {b: torch.randint(0, 256, (b, *shape), dtype=torch.uint8, generator=gen) for b in batches}
+    return {
+        b: torch.randint(0, 256, (b, *shape), dtype=torch.uint8, generator=gen) for b in batches
+    }
 
 
 def build_and_warm(

@@ -233,7 +233,6 @@ class Settings(BaseSettings):
             data = _images_fit_queue(_device_defaults(data))
         return data
 
-
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
