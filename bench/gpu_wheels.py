@@ -67,7 +67,7 @@ def local(name: str) -> bool:
         text = md.distribution(name).read_text("direct_url.json")
     except md.PackageNotFoundError:
         return False
-    return bool(text) and "dir_info" in json.loads(text)
+    return text is not None and "dir_info" in json.loads(text)
 
 
 def server_modules() -> list[str]:

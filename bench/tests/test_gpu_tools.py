@@ -73,7 +73,8 @@ def test_summary_figures_and_ceiling(tmp_path: Path) -> None:
         pytest_row(log),
         {"step": "tests", "failed": True, "rc": 1, "why": "exit"},
     ]  # fmt: skip
-    assert best_route(rows)["route"] == "triton"
+    best = best_route(rows)
+    assert best is not None and best["route"] == "triton"
     table = summary(rows, cores=16)
     assert "| tests/cuda | 2 passed, 1 failed, 1 skipped |" in table
     assert "(triton fp16) | b1 1.20 ms, b128 12,800 img/s |" in table
