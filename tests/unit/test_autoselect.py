@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from model import build_engine, random_init
+from model import build_engine, engine, random_init
 from model.autoselect import Candidate, choose, decision_path, score
-from model import engine
 from model.compile import CompiledModel
 from model.errors import EngineError
 
