@@ -130,8 +130,8 @@ def _build(spec: ModelSpec) -> tuple[torch.nn.Module, Weights]:
     return net, Weights("checkpoint", str(info.path), str(info.sha256))
 
 
-#: engines that specialise on each input shape (TorchScript's profiling executor, CUDA
-#: graphs per batch size): every batch size the batcher can form is run before readiness
+#: engines that specialise on each input shape (TorchScript's profiling executor): every
+#: batch size the batcher can form is run before readiness
 PER_SHAPE_BACKENDS = frozenset({"eager", "torchscript"})
 
 
