@@ -16,9 +16,12 @@ freed. Graphs are captured on first use; the service's warm-up runs every bucket
 
 The engine gathers crops from the slot ring straight into the runner's one pinned buffer
 (:attr:`CudaRunner.buffer`) and asks for :meth:`CudaRunner.probabilities`. The buffer goes to
-the device on a side stream; the compute stream waits for that copy only, and the copy
-waits only until the previous batch has read its input. Without CUDA the same class runs
-eagerly on the CPU (no pinning, streams or graphs), so the bucketing is tested there.
+the device on a side stream; the compute stream waits for that copy only, and the copy waits
+only for the previous replay of the same bucket (whose input it overwrites). The engine calls
+it once per batch and waits for the answer (the batcher's contract), so today copy, graph
+and read-back of one batch still follow each other; what it saves is the staging copy (the
+gather lands in pinned memory) and the host softmax. Without CUDA the same class runs eagerly
+on the CPU (no pinning, streams or graphs), so the bucketing is tested there.
 
 Routes for SA (``backend``): ``eager`` and ``torchscript`` run the folded block's ops as
 separate kernels, ``triton`` runs them as one or two Triton kernels (``model/triton_sa.py``,
@@ -71,6 +74,7 @@ class _Bucket:
     logits: torch.Tensor  # float32
     probs: torch.Tensor  # float32, the softmax of logits, computed in the same graph
     replay: Callable[[], None]
+    done: torch.cuda.Event | None = None  # recorded after each replay (CUDA)
 
 
 class CudaRunner:
@@ -104,7 +108,6 @@ class CudaRunner:
         self._lock = threading.Lock()
         self._scale, self._shift = scale_shift(self.device)
         self._copy = torch.cuda.Stream(self.device) if self.cuda else None
-        self._read = torch.cuda.Event() if self.cuda else None  # the last batch read its input
         self._pool = torch.cuda.graph_pool_handle() if self.use_graphs else None
 
     # -- what callers use ------------------------------------------------------------------
@@ -150,19 +153,19 @@ class CudaRunner:
     def _launch(self, host: torch.Tensor, n: int) -> _Bucket:
         """Copy rows 0..n-1 of ``host`` in (side stream) and run their bucket's graph."""
         entry = self._bucket(bucket_for(n, self.sizes), host.dtype)
-        with self._on_copy_stream():
+        with self._on_copy_stream(entry):
             entry.static_in[:n].copy_(host[:n], non_blocking=True)
         entry.replay()
-        if self._read is not None:
-            self._read.record()
+        if entry.done is not None:
+            entry.done.record()
         return entry
 
     @contextlib.contextmanager
-    def _on_copy_stream(self) -> Iterator[None]:
-        if self._copy is None or self._read is None:
+    def _on_copy_stream(self, entry: _Bucket) -> Iterator[None]:
+        if self._copy is None or entry.done is None:
             yield
             return
-        self._copy.wait_event(self._read)  # the previous batch has read the input
+        self._copy.wait_event(entry.done)  # its last replay no longer reads the input
         with torch.cuda.stream(self._copy):
             yield
         torch.cuda.current_stream(self.device).wait_stream(self._copy)
@@ -190,8 +193,9 @@ class CudaRunner:
     def _capture(self, size: int, dtype: torch.dtype) -> _Bucket:
         shape = (size, *CROP) if dtype == torch.uint8 else (size, *FLOAT_INPUT)
         static_in = torch.zeros(shape, dtype=dtype, device=self.device)
+        done = torch.cuda.Event() if self.cuda else None
         if not self.use_graphs:
-            entry = _Bucket(static_in, *self._forward(static_in), replay=lambda: None)
+            entry = _Bucket(static_in, *self._forward(static_in), replay=lambda: None, done=done)
 
             def run() -> None:
                 entry.logits, entry.probs = self._forward(entry.static_in)
@@ -207,7 +211,7 @@ class CudaRunner:
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self._pool):
             logits, probs = self._forward(static_in)
-        return _Bucket(static_in, logits, probs, graph.replay)
+        return _Bucket(static_in, logits, probs, graph.replay, done)
 
 
 def compile_cuda(
