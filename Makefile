@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv serve test test-unit test-api test-faults test-deploy test-cuda test-bench lint docs bench bench-dataplane bench-gpu bench-model bench-e2e bench-signal soak docker-smoke clean
+.PHONY: venv serve test test-unit test-api test-faults test-deploy test-cuda test-bench lint docs bench bench-dataplane bench-gpu gpu-wheels bench-model bench-e2e bench-signal soak docker-smoke clean
 
 venv: $(STAMP)
 
@@ -100,10 +100,15 @@ bench-signal: venv
 	$(BIN)/python -m bench.http.signal --model sanet50 --concurrency 1 2 4 8 \
 		--rate-fractions 0.2 0.35 0.5 0.6 0.7 0.8 0.9 1.0 --duration 12
 
-# On a GPU host, one call of <= 8 minutes: tests/cuda, the model-only table, end to end over
-# HTTP (docs/performance.md "GPU"). Uses that host's python3 (PYTHON=...) and its torch.
+# On a GPU host, one call of <= 7 minutes: the model-only table, end to end over HTTP,
+# tests/cuda, one summary table (docs/performance.md "GPU"). Uses that host's python3
+# (PYTHON=...) and its torch; the server stack comes from .whl/ (make gpu-wheels, here).
 bench-gpu:
 	bash bench/gpu.sh
+
+# The exact cp312 wheel set the GPU host lacks (never torch, triton, nvidia-*), into .whl/
+gpu-wheels: venv
+	$(BIN)/python -m bench.gpu_wheels --dest .whl
 
 docker-smoke:
 	bash deploy/docker-smoke.sh

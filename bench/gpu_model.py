@@ -21,6 +21,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="start no new route after this many seconds (inductor compiles are the long part)",
     )
     p.add_argument("--out", type=Path, help="write the results as JSON here")
+    p.add_argument(
+        "--rows", type=Path, help="append each row here as a JSON line as soon as it is timed"
+    )
     return p.parse_args(argv)
 
 
@@ -64,10 +68,13 @@ def _usable(route: str, device: str) -> str | None:
     return None
 
 
-def model_rows(args: argparse.Namespace, device: str) -> list[dict[str, Any]]:
-    """One row per (route, dtype, batch); a route that fails is reported, not fatal."""
+def model_rows(
+    args: argparse.Namespace, device: str, sink: Callable[[dict[str, Any]], None] = print
+) -> list[dict[str, Any]]:
+    """One row per (route, dtype, batch), each handed to ``sink`` as soon as it is there; a
+    route that fails is reported, not fatal."""
     nets = networks(args.arch)
-    rows: list[dict[str, Any]] = []
+    rows = _Rows(sink)
     start = time.monotonic()
     for dtype in args.dtypes:
         for route in args.routes:
@@ -79,12 +86,37 @@ def model_rows(args: argparse.Namespace, device: str) -> list[dict[str, Any]]:
                 continue
             try:
                 fn = build_route(route, nets, device, DTYPES[dtype])
-                rows += [_time(fn, route, dtype, b, device, args) for b in args.batches]
+                for b in args.batches:
+                    rows.append(_time(fn, route, dtype, b, device, args))
             except Exception as exc:  # one broken route must not lose the others' numbers
                 log.exception("route %s %s failed", route, dtype)
                 rows.append({"route": route, "dtype": dtype, "error": repr(exc)[:300]})
             log.info("done: %s %s", route, dtype)
-    return rows
+    return list(rows)
+
+
+class _Rows(list[dict[str, Any]]):
+    """A list that hands each row to ``sink`` as it is appended."""
+
+    def __init__(self, sink: Callable[[dict[str, Any]], None]) -> None:
+        super().__init__()
+        self.sink = sink
+
+    def append(self, row: dict[str, Any]) -> None:
+        super().append(row)
+        self.sink(row)
+
+
+def jsonl_sink(path: Path | None) -> Callable[[dict[str, Any]], None]:
+    """Append each row to ``path`` as one JSON line (``step: model``), flushed at once."""
+
+    def sink(row: dict[str, Any]) -> None:
+        log.info("row: %s", row)
+        if path is not None:
+            with path.open("a") as f:
+                f.write(json.dumps({"step": "model", **row}) + "\n")
+
+    return sink
 
 
 def _time(fn: Any, route: str, dtype: str, b: int, device: str, args: argparse.Namespace) -> dict:
@@ -137,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"machine": machine(), "device": device, "arch": args.arch}
     if device == "cuda":
         result["machine"]["driver_cuda"] = torch.version.cuda
-    result["rows"] = model_rows(args, device)
+    result["rows"] = model_rows(args, device, jsonl_sink(args.rows))
     print(table(result["rows"], args.batches))
     if device == "cuda":
         result["h2d"] = {str(b): h2d_ms(b, args.iters) for b in args.batches}

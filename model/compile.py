@@ -15,13 +15,17 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
+from model.cuda import CROP, MAX_BATCH, CudaRunner
 from model.errors import EngineError, UnknownBackendError, UnknownDeviceError, UnknownPrecisionError
 from model.folding import fold_model, use_fused_sa
 from model.fused import load_fused_sa
+from model.postprocess import probabilities
 from model.preprocess import normalize
 from model.sanet import SANet
 from model.scripting import script_module
@@ -62,6 +66,35 @@ class CompiledModel:
             if self.run_uint8 is None:
                 return self.run(normalize(batch))
             return self.run_uint8(batch)
+
+    def feed(self, max_batch: int) -> Feed:
+        """Where the caller gathers up to ``max_batch`` crops, and their probabilities: the
+        CUDA runner's own pinned buffer and in-graph softmax, else a host buffer."""
+        runner = self.run_uint8
+        if isinstance(runner, CudaRunner) and runner.max_batch >= max_batch:
+            return runner
+        return HostFeed(self, max_batch)
+
+
+class Feed(Protocol):
+    """A gather buffer of uint8 crops (B, 224, 224, 3) and the probabilities of its rows."""
+
+    buffer: np.ndarray
+
+    def probabilities(self, n: int) -> torch.Tensor:
+        """float32 (n, classes) on the host for the first ``n`` rows of ``buffer``."""
+        ...
+
+
+class HostFeed:
+    """:class:`Feed` of any batch function: a host buffer, the softmax on the host."""
+
+    def __init__(self, run: Runner, max_batch: int) -> None:
+        self.run = run
+        self.buffer = np.empty((max_batch, *CROP), dtype=np.uint8)
+
+    def probabilities(self, n: int) -> torch.Tensor:
+        return probabilities(self.run(torch.from_numpy(self.buffer[:n])))
 
 
 def resolve_device(device: str) -> str:
@@ -114,6 +147,7 @@ def compile_model(
     cache_dir: str | Path | None = None,
     cache_key: str | None = None,
     fused: bool | None = None,
+    max_batch_size: int = MAX_BATCH,
 ) -> CompiledModel:
     """Compile ``net`` for inference on ``device`` with ``backend``.
 
@@ -142,7 +176,7 @@ def compile_model(
     if device == "cuda":
         from model.cuda import compile_cuda
 
-        run = run_uint8 = compile_cuda(module, backend, PRECISIONS[precision])
+        run = run_uint8 = compile_cuda(module, backend, PRECISIONS[precision], max_batch_size)
     elif backend in EXPORTED:
         run, run_uint8 = _compile_exported(module, backend, threads, cache_dir, cache_key)
     else:

@@ -134,6 +134,7 @@ def _compile(
         threads=opts.threads,
         cache_dir=opts.cache_dir,
         cache_key=opts.cache_key,
+        max_batch_size=max(1, opts.max_batch_size),
     )
 
 

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from service.config import Settings
 from service.logs import configure_logging
-from service.supervisor import BindError, Supervisor
+from service.supervisor import BindError, StartError, Supervisor
 
 log = logging.getLogger("service")
 
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_json)
     try:
         return Supervisor(settings).run()
-    except BindError as exc:
+    except (BindError, StartError) as exc:
         sys.stderr.write(f"sanet-serve: {exc}\n")
         return 1
 

@@ -6,66 +6,17 @@ Built by the CLI (flags override the environment) or by tests, then passed to
 
 from __future__ import annotations
 
-import os
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-import model
 from model.export_cache import default_cache_dir
+from service.host import available_cores, default_workers, gpu_present
+from service.model_spec import ModelSpec
 
 _DEFAULT_MAX_IMAGES = 32
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One entry of ``SANET_MODELS``: ``name=arch:checkpoint``, ``name=arch``, or the short
-    forms ``arch=checkpoint`` and ``arch`` (named after their architecture).
-
-    The name is what clients ask for (``?model=``), what /v1/models and the metrics show, so
-    two checkpoints of one architecture can be served side by side.
-    """
-
-    arch: str
-    checkpoint: Path | None = None
-    name: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.name:
-            object.__setattr__(self, "name", self.arch)
-        if not _NAME.fullmatch(self.name):
-            raise ValueError(f"bad model name {self.name!r}: use letters, digits, '.', '_', '-'")
-
-    @classmethod
-    def parse(cls, entry: str) -> ModelSpec:
-        left, sep, right = (part.strip() for part in entry.strip().partition("="))
-        if not left or (sep and not right):
-            raise ValueError(
-                f"bad model entry {entry!r}: expected 'name=arch:path', 'arch=path' or 'arch'"
-            )
-        if not sep:
-            return cls(arch=left)
-        arch, colon, path = (part.strip() for part in right.partition(":"))
-        if arch in model.list_models():  # name=arch[:path]
-            if colon and not path:
-                raise ValueError(f"bad model entry {entry!r}: empty checkpoint path")
-            return cls(arch=arch, checkpoint=_path(path), name=left)
-        return cls(arch=left, checkpoint=_path(right))  # arch=path
-
-    def __str__(self) -> str:
-        target = f"{self.arch}:{self.checkpoint}" if self.checkpoint else self.arch
-        if self.name == self.arch:
-            return f"{self.arch}={self.checkpoint}" if self.checkpoint else self.arch
-        return f"{self.name}={target}"
-
-
-def _path(text: str) -> Path | None:
-    return Path(text).expanduser() if text else None
 
 
 def _split_commas(value: Any) -> Any:
@@ -74,28 +25,35 @@ def _split_commas(value: Any) -> Any:
     return value
 
 
-def _default_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+def _cuda_default(value: Any) -> dict[str, Any]:
+    """A field's default when SANET_DEVICE=cuda (the field's own default is the cpu one)."""
+    return {"cuda_default": value}
 
 
-def available_cores() -> int:
-    """CPU cores this process may use: its affinity, bounded by a cgroup v2 CPU quota."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        if quota != "max":
-            cores = min(cores or 1, max(1, int(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, cores or 1)
+def _device_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """Unset (or ``auto``) fields that have a cuda default get it when the device is cuda;
+    ``auto`` elsewhere means the field's own default."""
+    cuda = str(data.get("device", "")).strip().lower() == "cuda"
+    out = dict(data)
+    for name, field in Settings.model_fields.items():
+        extra = field.json_schema_extra
+        if not isinstance(extra, dict) or "cuda_default" not in extra:
+            continue
+        value = out.get(name)
+        if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+            out[name] = extra["cuda_default"] if cuda else field.default
+    return out
 
 
-def gpu_present() -> bool:
-    """An NVIDIA GPU is visible to this host (without initialising CUDA before a fork)."""
-    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
-        return False
-    gpus = Path("/proc/driver/nvidia/gpus")
-    return gpus.is_dir() and any(gpus.iterdir())
+def _images_fit_queue(data: dict[str, Any]) -> dict[str, Any]:
+    """Unset, the per-request cap follows the queue: lowering SANET_MAX_QUEUE alone works."""
+    if data.get("max_images_per_request") is None:
+        queue = data.get("max_queue")
+        cap = _DEFAULT_MAX_IMAGES
+        if queue is not None and str(queue).strip().isdigit():
+            cap = max(1, min(cap, int(queue)))
+        data = {**data, "max_images_per_request": cap}
+    return data
 
 
 class Settings(BaseSettings):
@@ -116,14 +74,19 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="Inference device; auto takes cuda when available."
     )
-    backend: Literal["auto", "eager", "torchscript", "onnxruntime", "openvino", "null"] = Field(
+    backend: Literal[
+        "auto", "eager", "torchscript", "onnxruntime", "openvino", "triton", "inductor", "null"
+    ] = Field(
         default="auto",
-        description="Compile backend; auto measures the engines on this machine (cpu) once. "
-        "null (benchmarks only) runs no network: every image gets the same uniform vector, so "
-        "a benchmark measures HTTP, decode, crop and the hand-off alone.",
+        description="Compile backend; auto measures the engines on this machine once (cpu: "
+        "torchscript, onnxruntime, openvino; cuda: torchscript, triton, inductor) and caches "
+        "the choice. triton (cuda) and inductor pin an SA route. null (benchmarks only) runs no "
+        "network: every image gets the same uniform vector, so a benchmark measures HTTP, "
+        "decode, crop and the hand-off alone.",
     )
     precision: Literal["fp32", "fp16", "bf16", "int8"] = Field(
         default="fp32",
+        json_schema_extra=_cuda_default("fp16"),
         description="Inference precision (fp16/bf16 for cuda; int8 is cpu + openvino).",
     )
     calibration_dir: Path | None = Field(
@@ -145,7 +108,7 @@ class Settings(BaseSettings):
         "takes the cores there.",
     )
     preprocess_workers: int = Field(
-        default_factory=_default_workers,
+        default_factory=default_workers,
         ge=1,
         le=64,
         description="Threads of each front end that decode and crop images.",
@@ -154,18 +117,29 @@ class Settings(BaseSettings):
         default_factory=default_cache_dir,
         description="Where compiled models (ONNX exports) are cached by weights sha256.",
     )
-    max_batch_size: int = Field(default=8, ge=1, le=512, description="Most images in one batch.")
+    max_batch_size: int = Field(
+        default=8,
+        ge=1,
+        le=512,
+        json_schema_extra=_cuda_default(128),
+        description="Most images in one batch (cuda: captured as CUDA graphs of 1, 2, 4, ... "
+        "up to it; a batch runs padded up to the next).",
+    )
     max_delay_ms: float = Field(
         default=5.0,
         ge=0,
         le=10_000,
-        description="Longest a partial batch waits for company, from its oldest request.",
+        json_schema_extra=_cuda_default(2.0),
+        description="Longest a partial batch waits for company, from its oldest request; "
+        "auto (or unset): the device's default. Only a batch that follows a busy one waits.",
     )
     max_queue: int = Field(
         default=128,
         ge=1,
+        json_schema_extra=_cuda_default(512),
         description="Most images admitted and waiting on the device, all models together "
-        "(the shared-memory slots are this plus one batch); then 503.",
+        "(the shared-memory slots are this plus one batch); then 503. The cuda default "
+        "holds 256 single-image clients twice over.",
     )
     timeout_ms: int = Field(
         default=10_000, ge=1, description="Default request deadline (X-Request-Timeout-Ms wins)."
@@ -254,14 +228,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="before")
     @classmethod
-    def _images_fit_queue(cls, data: Any) -> Any:
-        # Unset, the per-request cap follows the queue: lowering SANET_MAX_QUEUE alone works.
-        if isinstance(data, dict) and data.get("max_images_per_request") is None:
-            queue = data.get("max_queue")
-            cap = _DEFAULT_MAX_IMAGES
-            if queue is not None and str(queue).strip().isdigit():
-                cap = max(1, min(cap, int(queue)))
-            data = {**data, "max_images_per_request": cap}
+    def _defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = _images_fit_queue(_device_defaults(data))
         return data
 
     @field_validator("log_level", mode="before")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
+import signal
 
 log = logging.getLogger(__name__)
-_PR_SET_NAME = 15  # prctl option (linux/prctl.h)
+_PR_SET_NAME = 15  # prctl options (linux/prctl.h)
+_PR_SET_PDEATHSIG = 1
 
 
 def set_process_name(name: str) -> None:
@@ -16,3 +19,15 @@ def set_process_name(name: str) -> None:
         libc.prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
     except (OSError, AttributeError):
         log.debug("cannot set the process name to %s", name)
+
+
+def die_with_parent(parent: int) -> None:
+    """SIGTERM this process when ``parent`` (the supervisor) dies, even by SIGKILL; exit at
+    once if it already has. A no-op off Linux."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        log.debug("cannot ask for a signal when the parent dies")
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)

@@ -7,7 +7,12 @@ socket, the metrics files, the slot lock) and the shared slot ring, then forks
 - ``SANET_WORKERS`` **front-end** processes (``service/front/process.py``): HTTP and gRPC, body
   checks, decode and crop into the ring.
 
-It restarts a front end that dies (the engine frees the dead one's slots). If the engine
+Both children's modules are imported before anything is forked: a missing package (a wheel
+left out of an image) stops the supervisor with one line and no child started. Each child
+gets SIGTERM when the supervisor dies, however it dies, so no engine is left holding a GPU.
+
+It restarts a front end that dies (the engine frees the dead one's slots); one that keeps
+dying at start (QUICK_DEATHS times in a row) ends the tree with exit 1. If the engine
 dies, the front ends answer 503 and the supervisor ends the tree and exits 1, so the
 orchestrator restarts the pod: a crashed engine (a CUDA fault, an out-of-memory kill) is
 not trusted to come back in place. SIGTERM or SIGINT drains: the front ends stop taking
@@ -34,18 +39,41 @@ from typing import Any
 
 from service.config import Settings
 from service.ipc.slots import SlotRing
-from service.process import set_process_name
+from service.process import die_with_parent, set_process_name
 
 log = logging.getLogger("service.supervisor")
 
 #: a front end that dies within this many seconds of its start counts as crash-looping
 #: and is restarted after a growing pause (up to MAX_BACKOFF_S)
 STABLE_S, MAX_BACKOFF_S = 10.0, 5.0
+#: a front end that died this many times in a row within STABLE_S of its start will not
+#: come up (a broken image, a port it cannot use): the tree exits 1 instead of looping
+QUICK_DEATHS = 5
 STOP_GRACE_S = 10.0
 
 
 class BindError(RuntimeError):
     """A port could not be bound (in use, no permission): a one-line error and exit 1."""
+
+
+class StartError(RuntimeError):
+    """The tree cannot start (a child's module does not import): a one-line error, exit 1."""
+
+
+def import_children() -> tuple[Callable[..., int], Callable[..., int]]:
+    """The engine's and the front end's entry points, imported in the supervisor (after the
+    metrics directory is set, before any fork); a failure is one line naming the module."""
+    try:
+        from service.engine import process as engine
+        from service.front import process as frontend
+    except ImportError as exc:
+        missing = exc.name or str(exc)
+        raise StartError(f"cannot import the server's modules: {missing} is missing") from exc
+    except Exception as exc:  # a package that is there but broken fails the same way
+        raise StartError(
+            f"cannot import the server's modules: {type(exc).__name__}: {exc}"
+        ) from exc
+    return engine.main, frontend.main
 
 
 def bind_http(host: str, port: int) -> socket.socket:
@@ -72,11 +100,12 @@ def hold_grpc_port(host: str, port: int) -> socket.socket | None:
     return guard
 
 
-def _child(name: str, entry: Callable[..., int], *args: Any) -> None:
+def _child(name: str, parent: int, entry: Callable[..., int], *args: Any) -> None:
     """What a forked process runs first: default signals, its name, then its entry point."""
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C: the supervisor decides
+    die_with_parent(parent)
     set_process_name(name)
     sys.exit(entry(*args))
 
@@ -101,6 +130,7 @@ class Supervisor:
         self.fronts: dict[int, BaseProcess] = {}
         self.started: dict[int, float] = {}
         self.backoff: dict[int, float] = {}
+        self.quick: dict[int, int] = {}  # deaths in a row within STABLE_S of the start
         self.signals: list[int] = []
         self.exit_code = 0
 
@@ -116,9 +146,14 @@ class Supervisor:
             self.ring = SlotRing(s.max_queue + s.max_batch_size, self.run_dir / "slots.lock")
             self.listener = listener
             set_process_name("sanet-serve")
-            self._start_engine()
-            for i in range(self.workers):
-                self._start_front(i)
+            self.engine_main, self.front_main = import_children()
+            try:
+                self._start_engine()
+                for i in range(self.workers):
+                    self._start_front(i)
+            except BaseException:
+                self._kill_all()
+                raise
             log.info(
                 "sanet-serve on http://%s:%d: engine %d, %d front ends, %d slots, models=%s",
                 s.host, s.port, self.engine.pid, self.workers, self.ring.n,
@@ -133,23 +168,26 @@ class Supervisor:
 
     # -- children ---------------------------------------------------------------------------
     def _start_engine(self) -> None:
-        from service.engine import process as engine
-
-        args = (self.settings, self.ring, self.run_dir / "engine.sock")
-        self.engine = self.ctx.Process(
-            target=_child, args=("sanet-engine", engine.main, *args), name="sanet-engine"
-        )
+        args: tuple[Any, ...] = ("sanet-engine", os.getpid(), self.engine_main)
+        args += (self.settings, self.ring, self.run_dir / "engine.sock")
+        self.engine = self.ctx.Process(target=_child, args=args, name="sanet-engine")
         self.engine.start()
 
     def _start_front(self, i: int) -> None:
-        from service.front import process as frontend
-
-        args = (self.settings, self.ring, self.listener, self.run_dir / "engine.sock", i)
-        proc = self.ctx.Process(
-            target=_child, args=(f"sanet-front-{i}", frontend.main, *args), name=f"front-{i}"
-        )
+        args: tuple[Any, ...] = (f"sanet-front-{i}", os.getpid(), self.front_main)
+        args += (self.settings, self.ring)
+        args += (self.listener, self.run_dir / "engine.sock", i)
+        proc = self.ctx.Process(target=_child, args=args, name=f"front-{i}")
         proc.start()
         self.fronts[i], self.started[i] = proc, time.monotonic()
+
+    def _kill_all(self) -> None:
+        """SIGKILL every child started so far (a start that failed half-way)."""
+        started = [*self.fronts.values(), *([self.engine] if hasattr(self, "engine") else [])]
+        for proc in started:
+            if proc.is_alive():
+                proc.kill()
+            proc.join(STOP_GRACE_S)
 
     # -- the watch loop ---------------------------------------------------------------------
     def _watch(self) -> None:
@@ -167,14 +205,16 @@ class Supervisor:
                 _drain(wake_r)
                 if self.signals or not self.engine.is_alive():
                     break
-                self._restart_dead_fronts()
+                if not self._restart_dead_fronts():
+                    break
             self._stop(wake_r)
         finally:
             signal.set_wakeup_fd(-1)
             wake_r.close()
             wake_w.close()
 
-    def _restart_dead_fronts(self) -> None:
+    def _restart_dead_fronts(self) -> bool:
+        """Restart the front ends that died; False when one keeps dying at start."""
         from prometheus_client import multiprocess
 
         for i, proc in list(self.fronts.items()):
@@ -183,6 +223,14 @@ class Supervisor:
             assert proc.pid is not None
             multiprocess.mark_process_dead(proc.pid)  # its live gauges leave the sum
             lived = time.monotonic() - self.started[i]
+            self.quick[i] = 0 if lived > STABLE_S else self.quick.get(i, 0) + 1
+            if self.quick[i] >= QUICK_DEATHS:
+                log.critical(
+                    "front end %d died %d times within %.0fs of its start (last exit %s); "
+                    "stopping the service", i, self.quick[i], STABLE_S, proc.exitcode,
+                )  # fmt: skip
+                self.exit_code = 1
+                return False
             pause = 0.0 if lived > STABLE_S else min(MAX_BACKOFF_S, 2 * self.backoff.get(i, 0.05))
             self.backoff[i] = pause
             log.error(
@@ -191,12 +239,15 @@ class Supervisor:
             )  # fmt: skip
             time.sleep(pause)
             self._start_front(i)
+        return True
 
     def _stop(self, wake: socket.socket) -> None:
         """Drain the front ends, then stop the engine (see the module docstring)."""
         if not self.engine.is_alive():
             log.critical("the engine exited with %s; stopping the service", self.engine.exitcode)
             self.exit_code = 1
+        elif not self.signals:
+            log.info("stopping: a front end cannot start")
         else:
             log.info("received %s: draining", signal.Signals(self.signals[0]).name)
         self.listener.close()  # the front ends hold their own copies until they exit

@@ -27,7 +27,7 @@ DOC = REPO / "docs" / "settings.md"
 COMMAND = "python -m testing.settings_doc --write"
 #: defaults computed at start-up, by the name of the function that computes them
 COMPUTED = {
-    "_default_workers": "min(4, CPU cores)",
+    "default_workers": "min(4, CPU cores)",
     "default_cache_dir": "`$XDG_CACHE_HOME/sanet-serve` (else `~/.cache/sanet-serve`)",
 }
 HEADER = f"""# Settings
@@ -107,7 +107,15 @@ def row(name: str, field: FieldInfo) -> str:
     limits = bounds(field)
     kind = f"{kind} ({limits})" if limits else kind
     description = (field.description or "").replace("|", "\\|")
-    return f"| `SANET_{name.upper()}` | {kind} | {default(field)} | {description} |"
+    return f"| `SANET_{name.upper()}` | {kind} | {default(field)}{on_cuda(field)} | {description} |"
+
+
+def on_cuda(field: FieldInfo) -> str:
+    """The default that SANET_DEVICE=cuda brings instead (service.config's cuda_default)."""
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and "cuda_default" in extra:
+        return f" (cuda: `{extra['cuda_default']}`)"
+    return ""
 
 
 def render() -> str:

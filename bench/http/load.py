@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import random
 import shlex
@@ -174,6 +175,9 @@ async def measure(base: str, label: str, args: Any, bodies: dict[str, list[Body]
                 run.update(config=label, body=kind, images_per_request=kind_bodies[0].images)
                 log.info("%s", report.describe(run))
                 runs.append(run)
+                if getattr(args, "rows", None):
+                    with args.rows.open("a") as f:
+                        f.write(json.dumps({"step": "e2e", **run}, default=str) + "\n")
             await close_sender(sender)
     return runs
 

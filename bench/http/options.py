@@ -59,6 +59,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--server-pid", type=int, default=None, help="with --url: CPU per image")
     p.add_argument("--allow-remote", action="store_true")
     p.add_argument("--out", type=Path, default=RESULTS / "load.json")
+    p.add_argument(
+        "--rows", type=Path, default=None, help="append each level here as a JSON line at once"
+    )
     p.add_argument("--plot", type=Path, default=RESULTS / "load.png")
     return _checked(p, p.parse_args(argv))
 

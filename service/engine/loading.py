@@ -16,6 +16,8 @@ from typing import Any
 import torch
 
 import model
+from model.compile import Feed, HostFeed
+from model.cuda import buckets
 from model.export_cache import RANDOM_INIT_SEED
 from service.config import ModelSpec, Settings
 from service.memory import malloc_trim
@@ -128,9 +130,17 @@ def _build(spec: ModelSpec) -> tuple[torch.nn.Module, Weights]:
     return net, Weights("checkpoint", str(info.path), str(info.sha256))
 
 
-#: engines that specialise on each input shape (TorchScript's profiling executor, CUDA
-#: graphs per batch size): every batch size the batcher can form is run before readiness
+#: engines that specialise on each input shape (TorchScript's profiling executor): every
+#: batch size the batcher can form is run before readiness
 PER_SHAPE_BACKENDS = frozenset({"eager", "torchscript"})
+
+
+def feed(engine: Engine, max_batch_size: int) -> Feed:
+    """The gather buffer and probabilities of ``engine`` (a compiled model's own; the null
+    engine's on the host)."""
+    if isinstance(engine, model.CompiledModel):
+        return engine.feed(max_batch_size)
+    return HostFeed(engine, max_batch_size)
 
 
 def warm_sizes(backend: str, device: str, max_batch_size: int) -> list[int]:
@@ -138,10 +148,13 @@ def warm_sizes(backend: str, device: str, max_batch_size: int) -> list[int]:
 
     OpenVINO runs every batch one sample at a time on one compiled shape: batch 1 covers all.
     onnxruntime has one graph for every batch size; 1 and the largest size size its buffers.
-    Per-shape engines, and anything on CUDA, get every size (measured on the AMD EPYC: a
-    cached OpenVINO restart spent 3.3 s of its 4.7 s warming sizes 1..8).
+    Per-shape engines get every size (measured on the AMD EPYC: a cached OpenVINO restart
+    spent 3.3 s of its 4.7 s warming sizes 1..8). CUDA captures one graph per bucket
+    (``model.cuda.buckets``), largest first so the smaller ones fit in its memory pool.
     """
-    if device.startswith("cuda") or backend in PER_SHAPE_BACKENDS:
+    if device.startswith("cuda"):
+        return buckets(max_batch_size)[::-1]
+    if backend in PER_SHAPE_BACKENDS:
         return list(range(1, max_batch_size + 1))
     if backend.startswith("openvino"):
         return [1]

@@ -1,10 +1,10 @@
 """One model in the engine process: loaded, compiled, warmed up, and its batch function.
 
 ``run_batch`` is the batcher's ``infer_fn``: it gathers the crops of the batch from the slot
-ring into one pre-allocated uint8 (B, 224, 224, 3) buffer (no per-image allocation), hands
-it to the compiled model, which normalises it on its device (in the ONNX graph, OpenVINO's
-preprocessing, the TorchScript graph, or on the GPU after a 4x smaller copy), and returns one
-probability row per image.
+ring into the model's one uint8 (B, 224, 224, 3) buffer (``model.compile.Feed``: pinned on
+CUDA, so no staging copy), the compiled model normalises it on its device (in the ONNX graph,
+OpenVINO's preprocessing, the TorchScript graph, or on the GPU after a 4x smaller copy) and
+gives the probabilities (on CUDA the softmax runs in the graph), one row per image.
 A batch that holds a float32 input (KServe v2 ``INPUT``) is assembled as a float batch
 instead: crops normalised, float inputs gathered from their slots.
 """
@@ -64,8 +64,10 @@ class EngineModel:
     def load(self) -> None:
         self.loaded = loading.load(self.spec, self.settings)
         self.gpu_decode = gpu_decode_choice(self.settings.gpu_decode, self.info.device)
+        self.feed = loading.feed(self.info.engine, self._u8.shape[0])
+        self._u8 = self.feed.buffer  # on CUDA the runner's pinned buffer: gathered into once
         sizes = loading.warm_sizes(self.info.backend, self.info.device, self._u8.shape[0])
-        loading.warm_up(self.name, lambda b: self._infer_u8(b), sizes)
+        loading.warm_up(self.name, self.feed.probabilities, sizes)
         self.metrics.publish_model(self.name, self.describe_labels())
 
     @property
@@ -82,17 +84,11 @@ class EngineModel:
             if all(len(slots) == 1 for slots in images):
                 idx = [slots[0] for slots in images]
                 np.take(self.ring.pixels, idx, axis=0, out=self._u8[: len(idx)], mode="clip")
-                logits = self._infer_u8(len(idx))
+                probs = self.feed.probabilities(len(idx))
             else:
-                logits = self.info.engine(self._float_batch(images))
-            probs = probabilities(logits)
+                probs = probabilities(self.info.engine(self._float_batch(images)))
         self.metrics.observe_batch(self.name, len(images), seconds())
         return list(probs.unbind(0))
-
-    def _infer_u8(self, b: int) -> torch.Tensor:
-        """The model on the first ``b`` crops of the uint8 buffer (it normalises them itself,
-        on its device: ``model.compile.CompiledModel``)."""
-        return self.info.engine(torch.from_numpy(self._u8[:b]))
 
     def _float_batch(self, images: Images) -> torch.Tensor:
         out = self._f32[: len(images)]

@@ -11,6 +11,7 @@ import torch
 from model import compile_model
 from model.cuda import CudaRunner
 from testing.checkpoints import random_net
+from tests.cuda.test_cuda_routes import TOL, assert_top1
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -37,18 +38,20 @@ def test_fp32_parity_with_graphs(net: torch.nn.Module, backend: str) -> None:
         out = compiled(x[:bsz])
         assert out.device.type == "cpu" and out.dtype == torch.float32
         assert (out - ref[:bsz]).abs().max().item() <= 1e-3
-    assert set(compiled.run._graphs) == {(1, torch.float32), (4, torch.float32)}
+    assert set(compiled.run.captured) == {(1, torch.float32), (4, torch.float32)}
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_reduced_precision_close(net: torch.nn.Module, precision: str) -> None:
-    x = torch.randn(2, 3, 224, 224)
+    """Logits within the bounds of ``tests/cuda/test_cuda_routes.py`` (its docstring says
+    where they come from)."""
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(3))
     with torch.inference_mode():
-        ref = torch.softmax(net(x), 1)
+        ref = net(x)
     compiled = compile_model(net, "torchscript", device="cuda", precision=precision)
-    probs = torch.softmax(compiled(x), 1)
-    assert (probs - ref).abs().max().item() < 2e-2
-    assert torch.equal(probs.argmax(1), ref.argmax(1))
+    out = compiled(x)
+    assert (out - ref).abs().max().item() <= TOL[precision] * ref.abs().max().item()
+    assert_top1(out, ref, precision)
 
 
 def test_auto_device_prefers_cuda(net: torch.nn.Module) -> None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pytest
 import torch
 
-from model import build_engine, random_init
+from model import build_engine, engine, random_init
 from model.autoselect import Candidate, choose, decision_path, score
 from model.compile import CompiledModel
+from model.errors import EngineError
 
 
 class FakeClock:
@@ -107,3 +110,60 @@ def test_build_engine_auto_real_engines(tmp_path: Path) -> None:
         "fixed",
         "onnxruntime",
     )
+
+
+def test_a_candidate_that_raises_is_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    """One route fails to build, another fails on its first (warm-up) call: both are left
+    out with a log line each and the fastest of the rest is served."""
+    clock, built, fed = FakeClock(), [], []
+
+    def broken_build() -> CompiledModel:
+        raise RuntimeError("no C compiler for the launcher")
+
+    def broken_run(batch: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("inductor failed")
+
+    def recording(batch: torch.Tensor) -> torch.Tensor:
+        fed.append(batch.dtype)
+        clock.now += 0.01 * batch.shape[0]
+        return torch.zeros(batch.shape[0], 10)
+
+    field = [
+        Candidate("triton", broken_build),
+        Candidate(
+            "inductor", lambda: CompiledModel(broken_run, "inductor", "cpu", "fp32", True, 10)
+        ),
+        Candidate(
+            "eager",
+            lambda: CompiledModel(recording, "eager", "cpu", "fp32", True, 10, run_uint8=recording),
+        ),
+        *candidates(clock, built)[:1],
+    ]
+    with caplog.at_level(logging.WARNING, logger="model.autoselect"):
+        compiled, choice = choose(field, batches=[1, 8], rounds=2, timer=clock)
+    assert set(choice.timings_ms) == {"eager", "torchscript"}
+    assert compiled.backend == choice.backend == "eager"
+    dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert len(dropped) == 2 and "triton" in dropped[0] and "inductor" in dropped[1]
+    assert fed and set(fed) == {torch.uint8}  # timed on what the service feeds
+
+
+def test_no_candidate_left_is_an_engine_error() -> None:
+    def broken() -> CompiledModel:
+        raise RuntimeError("nothing builds")
+
+    with pytest.raises(EngineError, match="no candidate"):
+        choose([Candidate("triton", broken)], batches=[1])
+
+
+def test_build_engine_serves_with_the_candidates_that_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real CPU auto path with a candidate forced to fail (an engine name that cannot
+    compile): the service's build_engine still returns a working engine."""
+    monkeypatch.setattr(engine, "available_cpu_backends", lambda: ["torchscript", "no-such"])
+    net = random_init("sanet_tiny")
+    compiled, report = build_engine(net, "auto", device="cpu", max_batch_size=2)
+    assert report.backend == compiled.backend == "torchscript"
+    crops = torch.zeros(2, 224, 224, 3, dtype=torch.uint8)
+    assert compiled(crops).shape == (2, 1000)

@@ -122,3 +122,30 @@ def test_lowering_the_queue_alone_lowers_the_per_request_cap(
 def test_only_an_explicit_contradiction_is_an_error() -> None:
     with pytest.raises(ValidationError, match="SANET_MAX_IMAGES_PER_REQUEST=8"):
         Settings(max_queue=4, max_images_per_request=8)
+
+
+def test_cuda_brings_its_own_defaults() -> None:
+    cpu, cuda = Settings(device="cpu"), Settings(device="cuda")
+    assert (cpu.precision, cpu.max_batch_size, cpu.max_delay_ms, cpu.max_queue) == (
+        "fp32",
+        8,
+        5.0,
+        128,
+    )
+    assert (cuda.precision, cuda.max_batch_size, cuda.max_delay_ms) == ("fp16", 128, 2.0)
+    assert 64 <= cuda.max_batch_size <= 128
+    assert cuda.max_queue >= 256  # 256 single-image clients each hold one slot
+
+
+def test_explicit_values_win_over_cuda_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SANET_DEVICE", "cuda")
+    monkeypatch.setenv("SANET_PRECISION", "bf16")
+    monkeypatch.setenv("SANET_MAX_DELAY_MS", "auto")
+    s = load_settings(["--max-batch-size", "64"])
+    assert (s.precision, s.max_batch_size, s.max_delay_ms, s.max_queue) == ("bf16", 64, 2.0, 512)
+    assert Settings(device="cpu", max_delay_ms="auto").max_delay_ms == 5.0  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("backend", ["triton", "inductor"])
+def test_sa_routes_can_be_pinned(backend: str) -> None:
+    assert Settings(device="cuda", backend=backend).backend == backend  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ from service.engine.loading import warm_sizes, warm_up
     [
         ("torchscript", "cpu", [1, 2, 3, 4, 5, 6, 7, 8]),  # profiling executor: per shape
         ("eager", "cpu", [1, 2, 3, 4, 5, 6, 7, 8]),
-        ("torchscript", "cuda:0", [1, 2, 3, 4, 5, 6, 7, 8]),  # CUDA graphs per batch size
+        ("torchscript", "cuda:0", [8, 4, 2, 1]),  # a CUDA graph per bucket, largest first
         ("onnxruntime", "cpu", [1, 8]),  # one graph; buffers sized by the largest
         ("openvino", "cpu", [1]),  # every batch runs one sample at a time
         ("openvino-int8", "cpu", [1]),
