@@ -1,4 +1,5 @@
-"""``auto`` behind the real app: a measured choice, same answers, decision and export cached."""
+"""``auto`` behind the real app: a measured choice, same answers, decision and export cached;
+bf16 on CPU with its fidelity gate in /v1/models."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from model.cpu import has_bf16
 from testing.app import Running
 from testing.images import image_bytes
+from testing.training import write_images
 
 
 def _probabilities(running: Running, data: bytes) -> list[float]:
@@ -42,3 +47,21 @@ def test_auto_backend_is_measured_matches_torchscript_and_is_cached(
         assert again["backend"] == info["backend"]
         assert _probabilities(running, photos[0]) == _probabilities(running, photos[0])
     assert [c.stat().st_mtime_ns for c in cached] == stamps  # reused, not exported again
+
+
+@pytest.mark.skipif(not has_bf16(), reason="this CPU has no AVX512_BF16 or AMX")
+def test_bf16_on_cpu_is_gated_and_reported(
+    serve: Callable[..., Any], api: Running, tmp_path: Path
+) -> None:
+    calibration = write_images(tmp_path / "calibration", 12, 4, seed=1)
+    photo = image_bytes(0)
+    expected = _probabilities(api, photo)
+    with serve(backend="auto", precision="bf16", calibration_dir=calibration) as running:
+        (info,) = running.client.get("/v1/models").json()["models"]
+        assert (info["backend"], info["precision"], info["device"]) == ("openvino", "bf16", "cpu")
+        gate = info["engine"]["bf16"]
+        assert gate["images"] == 12 and gate["min_agreement"] == 0.99
+        assert gate["agreement"] >= 0.99 and gate["max_prob_diff"] <= 0.05
+        got = _probabilities(running, photo)
+        assert got.index(max(got)) == expected.index(max(expected))
+        assert max(abs(a - b) for a, b in zip(got, expected, strict=True)) <= 0.05
