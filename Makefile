@@ -87,10 +87,9 @@ bench-model: venv
 	$(BIN)/python -m bench.model.speed
 
 # sanet-serve fp32 / bf16 (on a CPU with bf16) / INT8 beside the user's alternative
-# (bench/e2e/baseline.py: the authors'
-# unfolded ONNX export on LitServe, onnxruntime and OpenVINO), docs/performance.md "Against the
-# authors' export on LitServe"; SANet-50, coffee.jpg, c=1 and 16, configs resident (idle
-# burners per turn), interleaved rounds
+# (bench/e2e/baseline.py: the authors' unfolded ONNX export on LitServe, onnxruntime and
+# OpenVINO), docs/performance.md "Against the authors' export on LitServe"; SANet-50,
+# coffee.jpg, c=1 and 16, configs resident (idle burners per turn), interleaved rounds
 E2E_ARGS ?= --rounds 5 --duration 20 --warmup 3 --concurrency 1 16 --min-requests 320
 
 bench-e2e: venv
