@@ -42,8 +42,8 @@ def test_baseline_answers_as_sanet_serve_and_the_bench_runs(
 
     out = tmp_path / "e2e.json"
     argv = ["--arch", ARCH, "--weights", str(checkpoint), "--cache-dir", str(tmp_path / "c")]
-    ours = ["sanet-fp32", *(["sanet-bf16"] if has_bf16() else [])]  # bf16: where the CPU has it
-    argv += ["--configs", *ours, *BASELINES, "--images", *map(str, PHOTOS)]
+    sanet = ["sanet-fp32", *(["sanet-bf16"] if has_bf16() else [])]  # bf16: where the CPU has it
+    argv += ["--configs", *sanet, *BASELINES, "--images", *map(str, PHOTOS)]
     argv += ["--rounds", "1", "--no-prime", "--duration", "0.4", "--warmup", "0.2", "--settle", "0"]
     argv += ["--min-requests", "1"]
     argv += ["--concurrency", "1", "2", "--idle-seconds", "0.5", "--idle-limit", "1000"]
@@ -59,7 +59,7 @@ def test_baseline_answers_as_sanet_serve_and_the_bench_runs(
             assert [p["probability"] for p in theirs] == pytest.approx(
                 [p["probability"] for p in ours], abs=ATOL
             )
-    configs = (*ours, *BASELINES)
+    configs = (*sanet, *BASELINES)
     assert {(r["config"], r["level"]) for r in result["runs"]} == {
         (c, level) for c in configs for level in (1, 2)
     }
