@@ -56,7 +56,7 @@ LOAD_ARGS ?= --images samples/coffee.jpg --concurrency 1 4 16 --rate 5 10 15 20 
 
 bench: venv
 	$(BIN)/python -m bench.model.speed --rounds 20
-	$(BIN)/python -m bench.model.speed --rounds 10 --warmup 2 --backends onnxruntime openvino --int8 --out model_speed_openvino.json
+	$(BIN)/python -m bench.model.speed --rounds 10 --warmup 2 --backends onnxruntime openvino --int8 --bf16 --out model_speed_openvino.json
 	$(BIN)/python -m bench.model.fidelity
 	$(BIN)/python -m bench.pipeline.inprocess --backends openvino onnxruntime
 	$(BIN)/python -m bench.pipeline.decode --rounds 9
@@ -86,11 +86,11 @@ soak: venv
 bench-model: venv
 	$(BIN)/python -m bench.model.speed
 
-# sanet-serve fp32 / INT8 beside the user's alternative (bench/e2e/baseline.py: the authors'
-# unfolded ONNX export on LitServe, onnxruntime and OpenVINO), docs/performance.md "Against the
-# authors' export on LitServe"; SANet-50, coffee.jpg, c=1 and 16, configs resident (idle
-# burners per turn), interleaved rounds
-E2E_ARGS ?= --rounds 3 --duration 15 --warmup 3 --concurrency 1 16
+# sanet-serve fp32 / bf16 (on a CPU with bf16) / INT8 beside the user's alternative
+# (bench/e2e/baseline.py: the authors' unfolded ONNX export on LitServe, onnxruntime and
+# OpenVINO), docs/performance.md "Against the authors' export on LitServe"; SANet-50,
+# coffee.jpg, c=1 and 16, configs resident (idle burners per turn), interleaved rounds
+E2E_ARGS ?= --rounds 5 --duration 20 --warmup 3 --concurrency 1 16 --min-requests 320
 
 bench-e2e: venv
 	$(BIN)/python -m bench.e2e.run $(E2E_ARGS)

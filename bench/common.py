@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from model.cpu import cpu_fields, cpu_flags
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -37,7 +39,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 #: instruction sets that decide which engine (and INT8) wins; "amx" is any amx_* flag
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "amx")
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx")
 
 
 def _lscpu_model() -> str | None:
@@ -53,18 +55,9 @@ def _lscpu_model() -> str | None:
 
 def machine() -> dict[str, Any]:
     """CPU (cpuinfo and lscpu model names, the flags above), versions, threads, GPU."""
-    cpu, flags = "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and cpu == "unknown":
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
+    flags = cpu_flags()
     return {
-        "cpu": cpu,
+        "cpu": cpu_fields().get("model name", "unknown"),
         "lscpu_model": _lscpu_model(),
         "cores": os.cpu_count(),
         "flags": {

@@ -8,6 +8,8 @@ from model.compile import BACKENDS, CompiledModel, compile_model, resolve_backen
 from model.engine import Engine, EngineReport, build_engine
 from model.errors import (
     ArchMismatchError,
+    Bf16AgreementError,
+    Bf16UnsupportedError,
     CalibrationError,
     CheckpointError,
     CheckpointNotFoundError,
@@ -47,6 +49,8 @@ __all__ = [
     "BACKENDS",
     "IMAGENET_CLASSES",
     "ArchMismatchError",
+    "Bf16AgreementError",
+    "Bf16UnsupportedError",
     "CalibrationError",
     "CheckpointError",
     "CheckpointInfo",

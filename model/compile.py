@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from model.cpu import require_bf16_cpu
 from model.cuda import CROP, MAX_BATCH, CudaRunner
 from model.errors import EngineError, UnknownBackendError, UnknownDeviceError, UnknownPrecisionError
 from model.folding import fold_model, use_fused_sa
@@ -37,6 +38,8 @@ SA_ROUTES = ("inductor", "triton")  # by name here; on CUDA build_engine's auto 
 ALL_BACKENDS = BACKENDS + SA_ROUTES
 EXPORTED = ("onnxruntime", "openvino")  # run from the ONNX export, on CPU only
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# bf16 on CPU: OpenVINO's bf16 hint measured faster than torch's oneDNN bf16 (docs/performance.md)
+BF16_CPU_BACKENDS = ("openvino",)
 # Chosen from bench/model_speed.py on the reference CPU and GPU (README, "Performance").
 AUTO_BACKEND = {"cpu": "onnxruntime", "cuda": "torchscript"}
 
@@ -158,8 +161,10 @@ def compile_model(
     backends.
     """
     device = resolve_device(device)
+    if device == "cpu" and precision == "bf16" and backend == "auto":
+        backend = BF16_CPU_BACKENDS[0]
     backend = resolve_backend(backend, device)
-    _check_precision(precision, device)
+    _check_precision(precision, device, backend)
     num_classes = _num_classes(net)
     module = prepare(net, fold)
     use_fused = False
@@ -178,19 +183,28 @@ def compile_model(
 
         run = run_uint8 = compile_cuda(module, backend, PRECISIONS[precision], max_batch_size)
     elif backend in EXPORTED:
-        run, run_uint8 = _compile_exported(module, backend, threads, cache_dir, cache_key)
+        run, run_uint8 = _compile_exported(
+            module, backend, precision, threads, cache_dir, cache_key
+        )
     else:
         run = run_uint8 = _compile_torch_cpu(module, backend)
     return CompiledModel(run, backend, device, precision, fold, num_classes, use_fused, run_uint8)
 
 
-def _check_precision(precision: str, device: str) -> None:
+def _check_precision(precision: str, device: str, backend: str) -> None:
     if precision not in PRECISIONS:
         raise UnknownPrecisionError(
             f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}"
         )
-    if device == "cpu" and precision != "fp32":
-        raise UnknownPrecisionError(f"{precision} is for cuda; use fp32 on cpu")
+    if device != "cpu" or precision == "fp32":
+        return
+    if precision != "bf16":
+        raise UnknownPrecisionError(f"{precision} is for cuda; use fp32 or bf16 on cpu")
+    if backend not in BF16_CPU_BACKENDS:
+        raise UnknownPrecisionError(
+            f"bf16 on cpu runs with {', '.join(BF16_CPU_BACKENDS)} (asked: {backend})"
+        )
+    require_bf16_cpu()
 
 
 def _compile_torch_cpu(module: nn.Module, backend: str) -> Runner:
@@ -206,6 +220,7 @@ def _compile_torch_cpu(module: nn.Module, backend: str) -> Runner:
 def _compile_exported(
     module: nn.Module,
     backend: str,
+    precision: str,
     threads: int | None,
     cache_dir: str | Path | None,
     cache_key: str | None,
@@ -217,10 +232,10 @@ def _compile_exported(
         if backend == "openvino":
             from model.openvino_backend import compile_openvino, compile_openvino_uint8
 
-            ov_cache = cache_dir if cache_key else None
+            cache = cache_dir if cache_key else None
             return (
-                compile_openvino(path, threads=threads, cache_dir=ov_cache),
-                compile_openvino_uint8(path, threads=threads, cache_dir=ov_cache),
+                compile_openvino(path, threads=threads, cache_dir=cache, precision=precision),
+                compile_openvino_uint8(path, threads=threads, cache_dir=cache, precision=precision),
             )
         from model.onnx_backend import OrtRunner, uint8_graph
 

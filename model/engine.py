@@ -20,7 +20,14 @@ from typing import Any, NamedTuple
 from torch import nn
 
 from model.autoselect import Candidate, Choice, Timer, choose, decision_path
-from model.compile import AUTO_BACKEND, CompiledModel, compile_model, resolve_device
+from model.compile import (
+    AUTO_BACKEND,
+    BF16_CPU_BACKENDS,
+    CompiledModel,
+    compile_model,
+    resolve_device,
+)
+from model.cpu import require_bf16_cpu
 from model.errors import UnknownBackendError, UnknownModelError
 from model.export_cache import cache_key as make_cache_key
 from model.export_cache import cpu_info, engine_versions
@@ -42,6 +49,7 @@ class EngineReport:
     decision: str = "fixed"  # "measured" or "cached" for auto
     timings_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     int8: dict[str, Any] | None = None
+    bf16: dict[str, Any] | None = None  # model.bf16.Bf16Report: the fidelity gate
     cache_files: list[str] = field(default_factory=list)
     build_s: float = 0.0
 
@@ -65,11 +73,13 @@ class EngineOptions:
     int8_min_agreement: float = 0.99
     max_batch_size: int = 8
     rounds: int = 3
+    bf16_min_agreement: float = 0.99
 
 
-def available_cpu_backends() -> list[str]:
-    """CPU candidates whose engine is installed."""
-    return [b for b in CPU_CANDIDATES if b != "openvino" or importlib.util.find_spec("openvino")]
+def available_cpu_backends(precision: str = "fp32") -> list[str]:
+    """CPU candidates whose engine is installed and runs ``precision``."""
+    names = BF16_CPU_BACKENDS if precision == "bf16" else CPU_CANDIDATES
+    return [b for b in names if b != "openvino" or importlib.util.find_spec("openvino")]
 
 
 def build_engine(
@@ -86,6 +96,7 @@ def build_engine(
     int8_min_agreement: float = 0.99,
     max_batch_size: int = 8,
     timer: Timer = time.perf_counter,
+    bf16_min_agreement: float = 0.99,
 ) -> Engine:
     """Compile ``net`` for serving; ``backend="auto"`` measures the candidates at start: the
     CPU engines on CPU, the SA routes (:func:`cuda_candidates`) on CUDA.
@@ -93,16 +104,26 @@ def build_engine(
     ``cache_key`` names cached artefacts (default: from the arch and ``weights_sha256``).
     ``precision="int8"`` (CPU, OpenVINO) needs ``calibration_dir`` and refuses a model whose
     top-1 agreement with fp32 on held-out calibration images is below
-    ``int8_min_agreement`` (0 disables the check). Raises :class:`model.ModelError` subclasses.
+    ``int8_min_agreement`` (0 disables the check). ``precision="bf16"`` on CPU needs native
+    bf16 (AVX512_BF16 or AMX) and passes the same kind of gate on every calibration image
+    (``bf16_min_agreement``, :mod:`model.bf16`). Raises :class:`model.ModelError` subclasses.
     """
     t0 = time.perf_counter()
     device = resolve_device(device)
     key = cache_key or make_cache_key(_arch(net), weights_sha256)
     opts = EngineOptions(
-        threads, cache_dir, key, calibration_dir, int8_min_agreement, max_batch_size
+        threads,
+        cache_dir,
+        key,
+        calibration_dir,
+        int8_min_agreement,
+        max_batch_size,
+        bf16_min_agreement=bf16_min_agreement,
     )
     if precision == "int8":
         engine = _int8(net, backend, device, opts)
+    elif precision == "bf16" and device == "cpu":
+        engine = _bf16_cpu(net, backend, opts, timer)
     elif backend == "auto" and device == "cpu":
         engine = _auto_cpu(net, precision, opts, timer)
     elif backend == "auto":
@@ -158,7 +179,8 @@ def _auto_cpu(net: nn.Module, precision: str, opts: EngineOptions, timer: Timer)
             assert opts.cache_key is not None
             decision = decision_path(opts.cache_dir, opts.cache_key, _fingerprint(opts, precision))
         candidates = [
-            Candidate(b, _builder(net, b, precision, opts)) for b in available_cpu_backends()
+            Candidate(b, _builder(net, b, precision, opts))
+            for b in available_cpu_backends(precision)
         ]
         batches = sorted({1, opts.max_batch_size})
         compiled, choice = choose(
@@ -203,8 +225,35 @@ def _auto_cuda(net: nn.Module, precision: str, opts: EngineOptions, timer: Timer
 def _auto_report(choice: Choice, precision: str, device: str = "cpu") -> EngineReport:
     files = [choice.path] if choice.path else []
     return EngineReport(
-        choice.backend, precision, device, "auto", choice.source, choice.timings_ms, None, files
+        choice.backend,
+        precision,
+        device,
+        "auto",
+        choice.source,
+        choice.timings_ms,
+        cache_files=files,
     )
+
+
+def _bf16_cpu(net: nn.Module, backend: str, opts: EngineOptions, timer: Timer) -> Engine:
+    """bf16 on a CPU that has it: the engine (``auto``: timed among those that run bf16),
+    then the fidelity gate against the fp32 network on the calibration images."""
+    from model.bf16 import bf16_gate
+
+    require_bf16_cpu()  # before any export or timing
+    if backend == "auto":
+        engine = _auto_cpu(net, "bf16", opts, timer)
+    else:
+        compiled = _compile(net, backend, "cpu", "bf16", opts)
+        engine = Engine(compiled, EngineReport(backend, "bf16", "cpu", backend))
+    gate = bf16_gate(
+        net,
+        engine.compiled,
+        calibration_dir=opts.calibration_dir,
+        min_agreement=opts.bf16_min_agreement,
+    )
+    engine.report.bf16 = gate.as_dict()
+    return engine
 
 
 def _int8(net: nn.Module, backend: str, device: str, opts: EngineOptions) -> Engine:

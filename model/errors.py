@@ -106,5 +106,23 @@ class Int8AgreementError(EngineError):
         self.held_out = held_out
 
 
+class Bf16UnsupportedError(EngineError):
+    """bf16 was asked for on a CPU without native bf16 arithmetic (AVX512_BF16 or AMX)."""
+
+
+class Bf16AgreementError(EngineError):
+    """The bf16 model disagrees with fp32 too often on the calibration images."""
+
+    def __init__(self, agreement: float, minimum: float, images: int) -> None:
+        super().__init__(
+            f"bf16 model agrees with fp32 on top-1 for {agreement:.1%} of {images} calibration "
+            f"images, below the required {minimum:.1%}: serve fp32, or lower "
+            "SANET_BF16_MIN_AGREEMENT (0 disables the check)"
+        )
+        self.agreement = agreement
+        self.minimum = minimum
+        self.images = images
+
+
 class ExplainError(ModelError):
     """An explanation was asked for something the network cannot explain (a bad target)."""

@@ -10,7 +10,6 @@ import contextlib
 import hashlib
 import json
 import os
-import platform
 import tempfile
 from collections.abc import Iterator
 from importlib import metadata
@@ -21,11 +20,12 @@ import torch
 from torch import nn
 
 from model.artefact_cache import ArtefactCache, partial_path
+from model.cpu import cpu_flags, cpu_model
 from model.onnx_backend import EXPORT_VERSION, export_onnx
 from model.sanet import RANDOM_INIT_SEED  # random-init weights repeat, so their cache key does
 
 RANDOM_INIT_TAG = f"random{RANDOM_INIT_SEED}"
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8")
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
 
 
 def cache_key(arch: str, weights_sha256: str | None) -> str:
@@ -79,15 +79,12 @@ def onnx_file(module: nn.Module, cache_dir: str | Path | None, key: str | None) 
 
 def cpu_info() -> dict[str, Any]:
     """CPU model name and the instruction-set flags that change which engine wins."""
-    name, flags = platform.processor() or "unknown", set()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and name in ("unknown", platform.processor()):
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    return {"model": name, "cores": os.cpu_count(), "flags": [f for f in CPU_FLAGS if f in flags]}
+    flags = cpu_flags()
+    return {
+        "model": cpu_model(),
+        "cores": os.cpu_count(),
+        "flags": [f for f in CPU_FLAGS if f in flags],
+    }
 
 
 def engine_versions() -> dict[str, str]:

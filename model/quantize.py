@@ -56,12 +56,12 @@ class Int8Report:
         return asdict(self)
 
 
-def calibration_files(folder: str | Path | None) -> list[Path]:
+def calibration_files(folder: str | Path | None, purpose: str = "INT8") -> list[Path]:
     """The images in ``folder`` (name order); :class:`CalibrationError` if unusable."""
     if folder is None:
         raise CalibrationError(
-            f"INT8 needs calibration images: set SANET_CALIBRATION_DIR (or pass --calibration) "
-            f"to {NEEDS}"
+            f"{purpose} needs calibration images: set SANET_CALIBRATION_DIR (or pass "
+            f"--calibration) to {NEEDS}"
         )
     path = Path(folder).expanduser()
     if not path.is_dir():

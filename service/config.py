@@ -87,16 +87,16 @@ class Settings(BaseSettings):
     precision: Literal["fp32", "fp16", "bf16", "int8"] = Field(
         default="fp32",
         json_schema_extra=_cuda_default("fp16"),
-        description="Inference precision (fp16/bf16 for cuda; int8 is cpu + openvino).",
+        description="Inference precision: fp16 cuda; bf16 cuda or AVX512_BF16/AMX cpu; int8 cpu.",
     )
     calibration_dir: Path | None = Field(
-        default=None, description="Folder of representative images; needed for int8."
+        default=None, description="Folder of representative images; int8 and bf16 gates."
     )
     int8_min_agreement: float = Field(
-        default=0.99,
-        ge=0,
-        le=1,
-        description="Least int8/fp32 top-1 agreement on held-out calibration images; 0: off.",
+        default=0.99, ge=0, le=1, description="Least int8/fp32 top-1 agreement (held out); 0: off."
+    )
+    bf16_min_agreement: float = Field(
+        default=0.99, ge=0, le=1, description="Least bf16/fp32 top-1 agreement (cpu); 0: off."
     )
     threads: int | None = Field(
         default=None, ge=1, description="Intra-op threads for inference (unset: torch default)."

@@ -1,18 +1,20 @@
 """sanet-serve beside the user's alternative (``bench.e2e.baseline``), end to end, same load.
 
 Every config is started once and kept resident: sanet-serve fp32 (``SANET_BACKEND=auto``),
-sanet-serve INT8 (OpenVINO, calibrated on generated images, agreement gate off: random
+sanet-serve bf16 (OpenVINO's bf16, on a CPU with AVX512_BF16 or AMX; gate off like
+INT8's), sanet-serve INT8 (OpenVINO, calibrated on generated images, agreement gate off: random
 weights make agreement meaningless), and the authors' unfolded ONNX export on LitServe in
 ONNX Runtime and in OpenVINO. Their idle CPU is measured first; a config that burns more than
 ``--idle-limit`` percent of a core while idle is instead started and stopped around each of
 its turns, so it cannot steal CPU from the measured one. Then, for ``--rounds`` rounds in a
 shuffled order each round, every config runs a closed loop at each ``--concurrency`` on raw
-JPEG bodies (``bench.http.load``'s Sender / run_level), ``--warmup`` then ``--duration`` seconds.
+JPEG bodies (``bench.http.load``'s Sender / run_level), ``--warmup`` then ``--duration`` seconds,
+longer where that gave fewer than ``--min-requests`` answers.
 Reports medians per config and level, resident memory of each server's process tree after
 its load, and the medians of per-round ratios sanet/baseline (c=16 throughput, c=1 p50)
 against the baseline in the engine sanet-serve's ``auto`` chose and against the best one.
 
-    python -m bench.e2e.run                      # all four configs, SANet-50, 5 rounds
+    python -m bench.e2e.run                      # every config this CPU runs, SANet-50, 5 rounds
     python -m bench.e2e.run --rounds 1 --duration 3 --warmup 1             # a smoke run
     python -m bench.e2e.run --configs sanet-fp32 baseline-onnxruntime --weights W
 """
@@ -35,7 +37,7 @@ import httpx
 from bench import proctree
 from bench.common import RESULTS, machine
 from bench.e2e import report as e2e_report
-from bench.e2e.servers import CONFIGS, Server
+from bench.e2e.servers import CONFIGS, Server, default_configs
 from bench.http.load import Sender, encode_bodies, run_level
 from bench.http.options import DEFAULT_IMAGES
 from model.export_cache import default_cache_dir, engine_versions
@@ -45,11 +47,22 @@ JPEG = {"Content-Type": "image/jpeg"}
 
 
 async def _level(server: Server, bodies: list, level: int, args: argparse.Namespace) -> dict:
+    """One level; measured again, longer, while it completed under ``--min-requests``
+    (a short point is noise: the ratios of two runs of 128 requests differed by 30%)."""
     limits = httpx.Limits(max_connections=level, max_keepalive_connections=level)
     async with httpx.AsyncClient(limits=limits, timeout=args.timeout) as client:
         sender = Sender(client, f"{server.url}/classify", bodies, args.timeout)
         metrics = not server.config.is_baseline
-        return await run_level(sender, server.url, "closed", level, args, metrics=metrics)
+        run = await run_level(sender, server.url, "closed", level, args, metrics=metrics)
+        duration = args.duration
+        while run["ok"] < args.min_requests and duration < args.max_duration:
+            duration = min(
+                args.max_duration, 1.2 * duration * args.min_requests / max(run["ok"], 1)
+            )
+            log.info("%s c=%d: %d requests, measuring %.0f s", server, level, run["ok"], duration)
+            longer = argparse.Namespace(**{**vars(args), "duration": duration, "warmup": 0})
+            run = await run_level(sender, server.url, "closed", level, longer, metrics=metrics)
+        return run
 
 
 def measure_turn(
@@ -163,7 +176,7 @@ def start_all(
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    p.add_argument("--configs", nargs="+", default=default_configs(), choices=list(CONFIGS))
     p.add_argument("--arch", default="sanet50")
     p.add_argument("--weights", type=Path, default=None, help="authors' checkpoint (else random)")
     p.add_argument("--threads", type=int, default=2, help="intra-op threads, every server")
@@ -175,6 +188,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=15.0, help="seconds measured per level")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds before each level")
     p.add_argument("--max-requests", type=int, default=100_000, help="per level")
+    p.add_argument(
+        "--min-requests", type=int, default=300, help="per level: fewer, and it runs longer"
+    )
+    p.add_argument("--max-duration", type=float, default=120.0, help="seconds, a longer level")
     p.add_argument("--timeout", type=float, default=60.0, help="per request, seconds")
     p.add_argument("--idle-seconds", type=float, default=5.0)
     p.add_argument(

@@ -46,11 +46,19 @@ CONFIGS = {
     c.label: c
     for c in (
         Config("sanet-fp32", {"SANET_BACKEND": "auto"}),
+        Config("sanet-bf16", {"SANET_PRECISION": "bf16", "SANET_BF16_MIN_AGREEMENT": "0"}),
         Config("sanet-int8", {"SANET_PRECISION": "int8", "SANET_INT8_MIN_AGREEMENT": "0"}),
         Config("baseline-onnxruntime", engine="onnxruntime"),
         Config("baseline-openvino", engine="openvino"),
     )
 }
+
+
+def default_configs() -> list[str]:
+    """Every config, less bf16 on a CPU without native bf16 (it would refuse to start)."""
+    from model.cpu import has_bf16
+
+    return [c for c in CONFIGS if c != "sanet-bf16" or has_bf16()]
 
 
 class Server:

@@ -5,7 +5,8 @@ user's alternative baseline), batch 1 and 8, all variants interleaved in one run
 each round) so machine noise hits them alike. Reports medians and the median of the
 per-round SANet/ResNet ratios. ``--int8`` adds OpenVINO INT8 (NNCF, calibrated on generated
 images with the agreement gate off: random weights make agreement meaningless; see
-``bench.model.fidelity`` for fidelity on a trained network).
+``bench.model.fidelity`` for fidelity on a trained network); ``--bf16`` adds OpenVINO with
+its bf16 inference precision (on a CPU with AVX512_BF16 or AMX; elsewhere it is left out).
 
     python -m bench.model.speed [--rounds 15] [--threads 2] [--batches 1 8] [--int8]
     python -m bench.model.speed --device cuda --precision fp16 --batches 1 8 32 64  # a GPU
@@ -29,6 +30,7 @@ import torch
 from bench.common import machine, markdown_table, median, timed, write_json
 from model import compile_model, create_model
 from model.compile import BACKENDS, EXPORTED, CompiledModel
+from model.cpu import has_bf16
 
 log = logging.getLogger("bench.model.speed")
 
@@ -49,6 +51,7 @@ def build(
     device: str = "cpu",
     precision: str = "fp32",
     int8: bool = False,
+    bf16: bool = False,
 ) -> list[Variant]:
     variants = []
     with tempfile.TemporaryDirectory(prefix="sanet-bench-") as tmp:
@@ -71,6 +74,12 @@ def build(
                     variants.append(Variant(backend, fold, sa, compiled))
             if int8:
                 variants.append(Variant("openvino-int8", True, sa, _int8(net, threads, tmp)))
+            if bf16 and has_bf16():  # the folded export with OpenVINO's bf16 hint
+                key = f"{arch}-sa{int(sa)}-fold1"
+                ov = compile_model(
+                    net, "openvino", precision="bf16", threads=threads, cache_dir=tmp, cache_key=key
+                )
+                variants.append(Variant("openvino-bf16", True, sa, ov))
     return variants
 
 
@@ -143,13 +152,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
     parser.add_argument("--int8", action="store_true", help="add OpenVINO INT8 (folded)")
+    parser.add_argument("--bf16", action="store_true", help="add OpenVINO bf16 (folded, cpu)")
     parser.add_argument("--out", default=None, help="result file name in bench/results/")
     args = parser.parse_args(argv)
     if args.device == "cuda":
         args.backends = [b for b in args.backends if b not in EXPORTED]  # CPU-only here
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
-    variants = build(args.backends, args.threads, args.arch, args.device, args.precision, args.int8)
+    variants = build(
+        args.backends, args.threads, args.arch, args.device, args.precision, args.int8, args.bf16
+    )
     with torch.inference_mode():
         run(variants, args.batches, args.rounds, args.warmup)
     rows, records = report(variants, args.batches)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from model.cpu import has_bf16
 from testing.app import ARCH
 from testing.ci import skip_or_fail
 from testing.paths import SAMPLES
@@ -34,14 +35,17 @@ def _litserve() -> None:
 def test_baseline_answers_as_sanet_serve_and_the_bench_runs(
     checkpoint: Path, tmp_path: Path
 ) -> None:
-    """A tiny bench.e2e.run: sanet-serve (OpenVINO) and the baseline in both engines, on the
-    same checkpoint; every server's top-5 for two photos agree, every level answered."""
+    """A tiny bench.e2e.run: sanet-serve (OpenVINO fp32, and bf16 where the CPU has it) and
+    the baseline in both engines, on the same checkpoint; every server's top-5 for two photos
+    agree with sanet-fp32's, every level answered."""
     from bench.e2e import run as e2e
 
     out = tmp_path / "e2e.json"
     argv = ["--arch", ARCH, "--weights", str(checkpoint), "--cache-dir", str(tmp_path / "c")]
-    argv += ["--configs", "sanet-fp32", *BASELINES, "--images", *map(str, PHOTOS)]
+    sanet = ["sanet-fp32", *(["sanet-bf16"] if has_bf16() else [])]  # bf16: where the CPU has it
+    argv += ["--configs", *sanet, *BASELINES, "--images", *map(str, PHOTOS)]
     argv += ["--rounds", "1", "--no-prime", "--duration", "0.4", "--warmup", "0.2", "--settle", "0"]
+    argv += ["--min-requests", "1"]
     argv += ["--concurrency", "1", "2", "--idle-seconds", "0.5", "--idle-limit", "1000"]
     argv += ["--server-env", "SANET_BACKEND=openvino", "--out", str(out)]
     assert e2e.main(argv) == 0
@@ -55,13 +59,17 @@ def test_baseline_answers_as_sanet_serve_and_the_bench_runs(
             assert [p["probability"] for p in theirs] == pytest.approx(
                 [p["probability"] for p in ours], abs=ATOL
             )
-    configs = ("sanet-fp32", *BASELINES)
+    configs = (*sanet, *BASELINES)
     assert {(r["config"], r["level"]) for r in result["runs"]} == {
         (c, level) for c in configs for level in (1, 2)
     }
     assert all(r["ok"] > 0 and not r["errors"] for r in result["runs"])
     assert all(r["memory_after"]["rss_mb"] > 0 for r in result["runs"])
-    same = next(c for c in result["comparisons"] if c["against"] == "same engine")
+    same = next(
+        c
+        for c in result["comparisons"]
+        if c["against"] == "same engine" and c["config"] == "sanet-fp32"
+    )
     assert same["throughput_baseline"] == same["p50_baseline"] == "baseline-openvino"
     run = {(r["config"], r["level"]): r for r in result["runs"]}  # one round: no median
     ours, theirs = run["sanet-fp32", 2], run["baseline-openvino", 2]  # throughput: top level
@@ -69,7 +77,13 @@ def test_baseline_answers_as_sanet_serve_and_the_bench_runs(
     ours, theirs = run["sanet-fp32", 1], run["baseline-openvino", 1]  # latency: level 1
     p50s = ours["latency_ms"]["p50"] / theirs["latency_ms"]["p50"]
     assert same["p50_ratio"] == pytest.approx(p50s)
-    assert result["machine"]["flags"].keys() == {"avx2", "avx512f", "avx512_vnni", "amx"}
+    assert result["machine"]["flags"].keys() == {
+        "avx2",
+        "avx512f",
+        "avx512_vnni",
+        "avx512_bf16",
+        "amx",
+    }
 
 
 def test_baseline_rejects_what_it_cannot_decode(tmp_path: Path) -> None:

@@ -73,6 +73,7 @@ def load(spec: ModelSpec, settings: Settings) -> Loaded:
         weights_sha256=weights.sha256,  # the cache key: arch, weights, torch version
         calibration_dir=settings.calibration_dir,
         int8_min_agreement=settings.int8_min_agreement,
+        bf16_min_agreement=settings.bf16_min_agreement,
         max_batch_size=settings.max_batch_size,
     )
     loaded = Loaded(

@@ -1,4 +1,5 @@
-"""``auto`` behind the real app: a measured choice, same answers, decision and export cached."""
+"""``auto`` behind the real app: a measured choice, same answers, decision and export cached;
+bf16 on CPU with its fidelity gate in /v1/models."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
+from model.cpu import has_bf16
 from testing.app import Running
 from testing.images import image_bytes
+from testing.training import write_images
 from testing.v2 import classify_vector
 
 ATOL = 1e-4  # the measured choice may be another engine than torchscript
@@ -41,3 +45,21 @@ def test_auto_backend_is_measured_matches_torchscript_and_is_cached(
         assert again["backend"] == info["backend"]
         _matches(running, photos, expected)  # the cached engine answers as torchscript
     assert [c.stat().st_mtime_ns for c in cached] == stamps  # reused, not exported again
+
+
+@pytest.mark.skipif(not has_bf16(), reason="this CPU has no AVX512_BF16 or AMX")
+def test_bf16_on_cpu_is_gated_and_reported(
+    serve: Callable[..., Any], api: Running, tmp_path: Path
+) -> None:
+    calibration = write_images(tmp_path / "calibration", 12, 4, seed=1)
+    photo = image_bytes(0)
+    expected = classify_vector(api.client, photo)
+    with serve(backend="auto", precision="bf16", calibration_dir=calibration) as running:
+        (info,) = running.client.get("/v1/models").json()["models"]
+        assert (info["backend"], info["precision"], info["device"]) == ("openvino", "bf16", "cpu")
+        gate = info["engine"]["bf16"]
+        assert gate["images"] == 12 and gate["min_agreement"] == 0.99
+        assert gate["agreement"] >= 0.99 and gate["max_prob_diff"] <= 0.05
+        got = classify_vector(running.client, photo)
+        assert got.argmax() == expected.argmax()
+        assert float(np.abs(got - expected).max()) <= 0.05

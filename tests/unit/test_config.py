@@ -20,6 +20,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.port == 8000
     assert s.api_key_values() == []
     assert s.device == "auto" and s.backend == "auto" and s.precision == "fp32"
+    assert s.int8_min_agreement == s.bf16_min_agreement == 0.99
 
 
 def test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -28,7 +29,10 @@ def test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SANET_API_KEYS", "a,b")
     monkeypatch.setenv("SANET_LOG_LEVEL", "DEBUG")
     monkeypatch.setenv("SANET_LOG_JSON", "true")
+    monkeypatch.setenv("SANET_PRECISION", "bf16")
+    monkeypatch.setenv("SANET_BF16_MIN_AGREEMENT", "0")
     s = Settings()
+    assert s.precision == "bf16" and s.bf16_min_agreement == 0
     assert s.models == [ModelSpec("sanet101", Path("/w/sa101.pth.tar")), ModelSpec("sanet_tiny")]
     assert s.default_model == "sanet101"
     assert s.max_batch_size == 8
@@ -50,6 +54,7 @@ def test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         {"port": 70000},
         {"device": "tpu"},
         {"precision": "int4"},
+        {"bf16_min_agreement": 1.5},
         {"max_delay_ms": -1},
     ],
 )

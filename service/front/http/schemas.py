@@ -48,7 +48,7 @@ class ModelInfo(BaseModel):
     precision: str
     backend: str
     fused_sa: bool = Field(description="SA runs in the fused CPU kernel (model/fused.py)")
-    engine: dict[str, Any] | None = Field(None, description="model.EngineReport: auto, int8")
+    engine: dict[str, Any] | None = Field(None, description="model.EngineReport: auto, int8, bf16")
     batching: BatchingInfo
     input_size: list[int]
     gpu_decode: dict[str, Any] | None = Field(
