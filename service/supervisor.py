@@ -72,8 +72,13 @@ def hold_grpc_port(host: str, port: int) -> socket.socket | None:
     return guard
 
 
-def _child(name: str, entry: Callable[..., int], *args: Any) -> None:
-    """What a forked process runs first: default signals, its name, then its entry point."""
+def _child(
+    name: str, drop: tuple[socket.socket, ...], entry: Callable[..., int], *args: Any
+) -> None:
+    """What a forked process runs first: close the inherited sockets it must not hold,
+    default signals, its name, then its entry point."""
+    for sock in drop:
+        sock.close()
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C: the supervisor decides
@@ -136,8 +141,11 @@ class Supervisor:
         from service.engine import process as engine
 
         args = (self.settings, self.ring, self.run_dir / "engine.sock")
+        # Not the HTTP listener: a copy held by the engine would keep the socket (and its
+        # backlog) alive after the front ends closed theirs, to be reset when the engine exits.
+        drop = (self.listener,)
         self.engine = self.ctx.Process(
-            target=_child, args=("sanet-engine", engine.main, *args), name="sanet-engine"
+            target=_child, args=("sanet-engine", drop, engine.main, *args), name="sanet-engine"
         )
         self.engine.start()
 
@@ -146,7 +154,7 @@ class Supervisor:
 
         args = (self.settings, self.ring, self.listener, self.run_dir / "engine.sock", i)
         proc = self.ctx.Process(
-            target=_child, args=(f"sanet-front-{i}", frontend.main, *args), name=f"front-{i}"
+            target=_child, args=(f"sanet-front-{i}", (), frontend.main, *args), name=f"front-{i}"
         )
         proc.start()
         self.fronts[i], self.started[i] = proc, time.monotonic()
