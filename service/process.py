@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
+import threading
 
 log = logging.getLogger(__name__)
 _PR_SET_NAME = 15  # prctl option (linux/prctl.h)
@@ -16,3 +18,16 @@ def set_process_name(name: str) -> None:
         libc.prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
     except (OSError, AttributeError):
         log.debug("cannot set the process name to %s", name)
+
+
+def lower_thread_priority(nice: int) -> None:
+    """Schedule the calling thread ``nice`` steps below the process's other threads (Linux
+    gives each thread its own nice value); a no-op where that is not possible. Meant as a
+    thread pool's initializer."""
+    if nice <= 0:
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
+    except (OSError, AttributeError):
+        log.debug("cannot lower the priority of thread %s", threading.current_thread().name)
