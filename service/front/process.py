@@ -33,7 +33,6 @@ from service.front.http.listener import backlog_waiting, refuse_new_connections
 from service.front.http.server import GuardedHttpToolsProtocol, server_config
 from service.front.state import Lifecycle
 from service.ipc.slots import SlotRing
-from service.memory import fix_mmap_threshold
 from service.process import set_process_name
 
 log = logging.getLogger(__name__)
@@ -114,7 +113,6 @@ def main(
 ) -> int:
     """The front end's entry point (forked by the supervisor); its exit status."""
     set_process_name(f"sanet-front-{index}")
-    fix_mmap_threshold()  # a large image's buffers are unmapped when freed (service/memory.py)
     app = create_app(settings, ring, engine_socket)
     server = DrainingServer(server_config(app, settings), app.state.lifecycle)
     server.run(sockets=[listener])

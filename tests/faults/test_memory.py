@@ -2,8 +2,8 @@
 
 - After a burst of large images, scaled down: four 5000x5000 PNGs into a real SANet-50 tree;
   the front end that decoded them (where images become pixels) must come back to within
-  1.25x of its post-load resident anonymous memory (without the decode gate, the trim and
-  the fixed mmap threshold a single process stayed at 436 -> 1,266 MB).
+  1.25x of its post-load resident anonymous memory (without the decode gate and the trim a
+  single process stayed at 436 -> 1,266 MB).
 - After load, SANet-50 fp32 on the CPU (OpenVINO, one front end): each process's share
   (PSS) is in /metrics, and the tree holds at most 650 MB.
 """
