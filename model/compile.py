@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,21 +226,48 @@ def _compile_exported(
     cache_dir: str | Path | None,
     cache_key: str | None,
 ) -> tuple[Runner, Runner]:
-    """(float runner, uint8 runner) from one export; the uint8 engine normalises in-graph."""
+    """(float runner, uint8 runner) from one export; the uint8 engine normalises in-graph.
+
+    Each engine holds its own copy of the weights, and only float32 inputs (KServe v2
+    ``INPUT``) need the float one: with a cached export it is built on first use."""
     from model.export_cache import onnx_file
 
+    build: Callable[[], Runner]
     with onnx_file(module, cache_dir, cache_key) as path:
         if backend == "openvino":
             from model.openvino_backend import compile_openvino, compile_openvino_uint8
 
-            cache = cache_dir if cache_key else None
-            return (
-                compile_openvino(path, threads=threads, cache_dir=cache, precision=precision),
-                compile_openvino_uint8(path, threads=threads, cache_dir=cache, precision=precision),
+            ov_cache = cache_dir if cache_key else None
+            run_uint8: Runner = compile_openvino_uint8(
+                path, threads=threads, cache_dir=ov_cache, precision=precision
             )
-        from model.onnx_backend import OrtRunner, uint8_graph
+            build = lambda: compile_openvino(  # noqa: E731
+                path, threads=threads, cache_dir=ov_cache, precision=precision
+            )
+        else:
+            from model.onnx_backend import OrtRunner, uint8_graph
 
-        return OrtRunner(path, threads), OrtRunner(uint8_graph(path), threads)
+            run_uint8 = OrtRunner(uint8_graph(path), threads)
+            build = lambda: OrtRunner(path, threads)  # noqa: E731
+        persists = cache_dir is not None and bool(cache_key)  # else ``path`` goes with the block
+        return (OnFirstUse(build) if persists else build()), run_uint8
+
+
+class OnFirstUse:
+    """A runner built by ``build`` at its first call (thread-safe), then reused."""
+
+    def __init__(self, build: Callable[[], Runner]) -> None:
+        self._build: Callable[[], Runner] | None = build
+        self._runner: Runner | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        if self._runner is None:
+            with self._lock:
+                if self._runner is None and self._build is not None:
+                    self._runner, self._build = self._build(), None
+        assert self._runner is not None
+        return self._runner(batch)
 
 
 def _num_classes(net: nn.Module) -> int:

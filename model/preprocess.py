@@ -111,7 +111,7 @@ def _load(img: Image.Image) -> None:
 def to_rgb(img: Image.Image) -> Image.Image:
     """Apply EXIF orientation and convert any mode to 8-bit RGB (alpha over white)."""
     with contextlib.suppress(*_DECODE_ERRORS):  # bad EXIF loses the orientation, not the image
-        img = ImageOps.exif_transpose(img)
+        ImageOps.exif_transpose(img, in_place=True)  # not a copy of an upright image
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         img = img.convert("I").point(lambda v: v * (1 / 256)).convert("L")
     elif img.mode == "F":

@@ -113,6 +113,13 @@ class Settings(BaseSettings):
         le=64,
         description="Threads of each front end that decode and crop images.",
     )
+    decode_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="Per-thread nice of the decode threads over the event loop: under "
+        "overload the loop that reads requests and answers 503 goes first; 0: the same.",
+    )
     cache_dir: Path | None = Field(
         default_factory=default_cache_dir,
         description="Where compiled models (ONNX exports) are cached by weights sha256.",
@@ -144,9 +151,7 @@ class Settings(BaseSettings):
     timeout_ms: int = Field(
         default=10_000, ge=1, description="Default request deadline (X-Request-Timeout-Ms wins)."
     )
-    max_body_bytes: int = Field(
-        default=20 * 2**20, ge=1024, description="Largest request body, in bytes."
-    )
+    max_body_bytes: int = Field(default=20 * 2**20, ge=1024, description="Largest body in bytes.")
     max_pixels: int = Field(default=50_000_000, ge=1, description="Largest image, in pixels.")
     jpeg_draft: bool = Field(
         default=False,
@@ -205,12 +210,9 @@ class Settings(BaseSettings):
     log_json: bool = Field(default=False, description="One JSON object per log line.")
     gpu_decode: Literal["auto", "on", "off"] = Field(
         default="off",
-        description=(
-            "Decode JPEG bodies on the GPU (model/gpu_decode.py). Front ends decode on the CPU "
-            "and hand the engine crops, so today this only reports why it is off (in "
-            "/v1/models): on fails at start, naming what is missing; auto is off, with the "
-            "reason."
-        ),
+        description="Decode JPEG bodies on the GPU (model/gpu_decode.py). Front ends decode on "
+        "the CPU and hand the engine crops, so today this only reports why it is off (in "
+        "/v1/models): on fails at start, naming what is missing; auto is off, with the reason.",
     )
 
     @field_validator("api_keys", mode="before")

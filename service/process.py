@@ -6,6 +6,7 @@ import ctypes
 import logging
 import os
 import signal
+import threading
 
 log = logging.getLogger(__name__)
 _PR_SET_NAME = 15  # prctl options (linux/prctl.h)
@@ -31,3 +32,16 @@ def die_with_parent(parent: int) -> None:
         log.debug("cannot ask for a signal when the parent dies")
     if os.getppid() != parent:  # it died before the request took effect
         os._exit(1)
+
+
+def lower_thread_priority(nice: int) -> None:
+    """Schedule the calling thread ``nice`` steps below the process's other threads (Linux
+    gives each thread its own nice value); a no-op where that is not possible. Meant as a
+    thread pool's initializer."""
+    if nice <= 0:
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
+    except (OSError, AttributeError):
+        log.debug("cannot lower the priority of thread %s", threading.current_thread().name)

@@ -100,8 +100,13 @@ def hold_grpc_port(host: str, port: int) -> socket.socket | None:
     return guard
 
 
-def _child(name: str, parent: int, entry: Callable[..., int], *args: Any) -> None:
-    """What a forked process runs first: default signals, its name, then its entry point."""
+def _child(
+    name: str, parent: int, drop: tuple[socket.socket, ...], entry: Callable[..., int], *args: Any
+) -> None:
+    """What a forked process runs first: close the inherited sockets it must not hold,
+    default signals, its name, then its entry point."""
+    for sock in drop:
+        sock.close()
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C: the supervisor decides
@@ -168,13 +173,15 @@ class Supervisor:
 
     # -- children ---------------------------------------------------------------------------
     def _start_engine(self) -> None:
-        args: tuple[Any, ...] = ("sanet-engine", os.getpid(), self.engine_main)
+        # Not the HTTP listener: a copy held by the engine would keep the socket (and its
+        # backlog) alive after the front ends closed theirs, to be reset when the engine exits.
+        args: tuple[Any, ...] = ("sanet-engine", os.getpid(), (self.listener,), self.engine_main)
         args += (self.settings, self.ring, self.run_dir / "engine.sock")
         self.engine = self.ctx.Process(target=_child, args=args, name="sanet-engine")
         self.engine.start()
 
     def _start_front(self, i: int) -> None:
-        args: tuple[Any, ...] = (f"sanet-front-{i}", os.getpid(), self.front_main)
+        args: tuple[Any, ...] = (f"sanet-front-{i}", os.getpid(), (), self.front_main)
         args += (self.settings, self.ring)
         args += (self.listener, self.run_dir / "engine.sock", i)
         proc = self.ctx.Process(target=_child, args=args, name=f"front-{i}")

@@ -4,7 +4,8 @@
 
 For each round, each ``--workers`` setting (interleaved) serves ``SANET_BACKEND=null``;
 ``hey`` posts coffee.jpg, then a 4032x3024 JPEG made from it, closed loop. Reports img/s,
-the server tree's CPU milliseconds per image (every process, from /proc), and the median
+the server tree's CPU milliseconds per image (every process, from /proc; and the front ends'
+and the engine's shares), and the median
 per-round ratio of each setting's img/s to the first setting's.
 """
 
@@ -17,7 +18,8 @@ import tempfile
 from pathlib import Path
 
 from bench.pipeline.decode import jpeg
-from bench.proctree import cpu_seconds
+from bench.proctree import cpu_seconds, tree
+from service.front.tree_metrics import read_process, role
 from testing.hey import hey
 from testing.paths import SAMPLES
 from testing.servers import Spawned, sanet_serve_command
@@ -46,16 +48,29 @@ def _serve(workers: int, folder: Path) -> Spawned:
     return Spawned(sanet_serve_command(), log, env).wait_ready(120)
 
 
+def _by_role(root: int) -> dict[str, float]:
+    """CPU seconds so far of the tree's supervisor, engine and front ends (summed)."""
+    seconds: dict[str, float] = {"supervisor": 0.0, "engine": 0.0, "front": 0.0}
+    for pid in tree(root):
+        found = read_process(pid)
+        if found is not None:
+            seconds[role(found[0])] += found[1]
+    return seconds
+
+
 def _measure(server: Spawned, body: Path, concurrency: int, seconds: float) -> dict[str, float]:
     url = f"{server.url}/classify"
     hey(url, body, concurrency, seconds=min(2.0, seconds))  # warm-up
-    cpu0 = cpu_seconds(server.popen.pid)
+    cpu0, roles0 = cpu_seconds(server.popen.pid), _by_role(server.popen.pid)
     run = hey(url, body, concurrency, seconds=seconds)
     cpu = cpu_seconds(server.popen.pid) - cpu0
+    roles = {k: v - roles0[k] for k, v in _by_role(server.popen.pid).items()}
     ok = run.count(200)
+    per_img = {f"{k}_ms": 1000 * v / ok if ok else float("nan") for k, v in roles.items()}
     return {
         "img_s": run.rate(200),
         "cpu_ms_per_img": 1000 * cpu / ok if ok else float("nan"),
+        **per_img,
         "non_200": len(run.statuses) - ok,
     }
 
@@ -89,8 +104,8 @@ def _report(
     images: list[str],
     out: Path | None,
 ) -> None:
-    print("| front ends | image | img/s | server CPU ms/img | x first setting |")
-    print("|---|---|---|---|---|")
+    print("| front ends | image | img/s | server CPU ms/img | front / engine ms | x first |")
+    print("|---|---|---|---|---|---|")
     summary = []
     for name in images:
         base = rows[(workers[0], name)]
@@ -101,9 +116,12 @@ def _report(
             )
             img_s = statistics.median(r["img_s"] for r in runs)
             cpu = statistics.median(r["cpu_ms_per_img"] for r in runs)
-            print(f"| {w} | {name} | {img_s:.1f} | {cpu:.2f} | {ratio:.2f} |")
+            front = statistics.median(r["front_ms"] for r in runs)
+            engine = statistics.median(r["engine_ms"] for r in runs)
+            print(f"| {w} | {name} | {img_s:.1f} | {cpu:.2f} | {front:.2f} / {engine:.2f} "
+                  f"| {ratio:.2f} |")  # fmt: skip
             summary.append({"workers": w, "image": name, "img_s": img_s, "cpu_ms": cpu,
-                            "ratio": ratio})  # fmt: skip
+                            "front_ms": front, "engine_ms": engine, "ratio": ratio})  # fmt: skip
     if out is not None:
         out.write_text(json.dumps(summary, indent=1))
 

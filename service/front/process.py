@@ -2,9 +2,17 @@
 
 Forked by the supervisor with the HTTP socket already bound and listening; every front end
 accepts from that one socket, so a front end that dies leaves the connections waiting in the
-backlog to the others. SIGTERM (sent by the supervisor) drains: /readyz and new requests
-answer 503 with ``Connection: close`` at once, admitted requests finish (up to
-SANET_DRAIN_TIMEOUT_S), then the process exits 0.
+backlog to the others. SIGTERM (sent by the supervisor) drains:
+
+1. /readyz and new requests answer 503 with ``Connection: close`` at once; admitted requests
+   finish (up to SANET_DRAIN_TIMEOUT_S).
+2. Then the front end stops taking connections (``service/front/http/listener.py``): new
+   connection attempts are dropped by the kernel, the connections already in the accept
+   backlog are accepted and answered 503 with ``Connection: close``, and this process's copy
+   of the listener closes. Once every front end has closed its copy, connection attempts are
+   refused.
+3. The connections still open finish their request (503, ``Connection: close``); the process
+   exits 0 once none has been active for ``QUIET_S``.
 """
 
 from __future__ import annotations
@@ -16,12 +24,12 @@ import socket
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import uvicorn
 
 from service.config import Settings
 from service.front.app import create_app
+from service.front.http.listener import backlog_waiting, refuse_new_connections
 from service.front.http.server import GuardedHttpToolsProtocol, server_config
 from service.front.state import Lifecycle
 from service.ipc.slots import SlotRing
@@ -30,6 +38,9 @@ from service.process import set_process_name
 log = logging.getLogger(__name__)
 #: a draining front end exits once no connection has been active for this long
 QUIET_S = 0.3
+#: after new connection attempts are dropped, how long handshakes already under way (one
+#: round trip) get to land in the accept backlog before it is emptied and closed
+SETTLE_S = 0.1
 
 
 class DrainingServer(uvicorn.Server):
@@ -40,9 +51,11 @@ class DrainingServer(uvicorn.Server):
         self.lifecycle = lifecycle
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drain: asyncio.Task[None] | None = None
+        self._listeners: list[socket.socket] = []
 
-    async def serve(self, sockets: Any = None) -> None:
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
+        self._listeners = list(sockets or [])
         await super().serve(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -62,8 +75,20 @@ class DrainingServer(uvicorn.Server):
         started = time.monotonic()
         timeout = self.lifecycle.settings.drain_timeout_s
         await self.lifecycle.drain(timeout)
+        await self._stop_accepting(started + timeout)
         await self._until_quiet(started + timeout)
         self.should_exit = True
+
+    async def _stop_accepting(self, deadline: float) -> None:
+        """Stop taking connections without resetting one (the module docstring, step 2)."""
+        if all(refuse_new_connections(s) for s in self._listeners):
+            await asyncio.sleep(SETTLE_S)  # meanwhile the loop accepts what lands
+            while any(backlog_waiting(s) for s in self._listeners):
+                if time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(0.01)  # the loop (or another front end) accepts it
+        for server in self.servers:
+            server.close()  # this process's copy of the listening socket
 
     async def _until_quiet(self, deadline: float) -> None:
         """Keep answering (503, ``Connection: close``) until no connection has been active

@@ -22,6 +22,7 @@ from service.ipc import messages as wire
 from service.ipc.slots import SlotRing
 from service.memory import LargeDecodeGate
 from service.metrics import Metrics
+from service.process import lower_thread_priority
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,13 @@ class Lifecycle:
         self.models: dict[str, ServedModel] = {}
         self.link = EngineLink(engine_socket, self._on_state)
         self.inflight = Inflight(metrics)
-        self.pool = ThreadPoolExecutor(settings.preprocess_workers, "sanet-decode")
+        # below the event loop: refusals and reads go first (SANET_DECODE_NICE)
+        self.pool = ThreadPoolExecutor(
+            settings.preprocess_workers,
+            "sanet-decode",
+            initializer=lower_thread_priority,
+            initargs=(settings.decode_nice,),
+        )
         self.decode_gate = LargeDecodeGate(settings.large_image_pixels, settings.max_large_decodes)
         #: set when the drain begins: body reads in progress stop (503)
         self.stopping = asyncio.Event()

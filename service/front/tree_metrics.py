@@ -46,6 +46,24 @@ def read_process(pid: int) -> tuple[str, float, int] | None:
     return name, cpu, rss
 
 
+def pss_bytes(pid: int) -> int | None:
+    """The proportional set size of ``pid`` (shared pages split among their users)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def role(name: str) -> str:
+    """The part a process of the tree plays, from the name it set for itself."""
+    if name.startswith("sanet-front"):
+        return "front"
+    return "engine" if name == "sanet-engine" else "supervisor"
+
+
 class TreeCollector(Collector):
     """The process tree's CPU and memory, and the slot ring's occupancy (see module doc)."""
 
@@ -62,14 +80,23 @@ class TreeCollector(Collector):
             "Resident memory of each service process.",
             labels=["process"],
         )
+        pss = GaugeMetricFamily(
+            "process_pss_bytes",
+            "Proportional memory of each service process (shared pages split).",
+            labels=["process", "role"],
+        )
         for pid in tree_pids(self.root):
             found = read_process(pid)
             if found is not None:
                 name, seconds, resident = found
                 cpu.add_metric([name], seconds)
                 rss.add_metric([name], resident)
+                share = pss_bytes(pid)
+                if share is not None:
+                    pss.add_metric([name, role(name)], share)
         yield cpu
         yield rss
+        yield pss
         yield GaugeMetricFamily(
             "sanet_slots_used", "Shared-memory slots held by admitted images.", self.ring.used()
         )

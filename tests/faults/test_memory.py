@@ -1,7 +1,12 @@
-"""Memory after a burst of large images, scaled down: two bursts of four 5000x5000 PNGs
-into a real SANet-50 process; its resident memory must come back to within 1.25x of its
-post-load value (without the decode gate and the trim it stayed at 436 -> 1,266 MB). Loading
-SANet-50 is what raises glibc's mmap threshold (a tiny model does not show it)."""
+"""Memory of the process tree.
+
+- After a burst of large images, scaled down: four 5000x5000 PNGs into a real SANet-50 tree;
+  the front end that decoded them (where images become pixels) must come back to within
+  1.25x of its post-load resident anonymous memory (without the decode gate and the trim a
+  single process stayed at 436 -> 1,266 MB).
+- After load, SANet-50 fp32 on the CPU (OpenVINO, one front end): each process's share
+  (PSS) is in /metrics, and the tree holds at most 650 MB.
+"""
 
 from __future__ import annotations
 
@@ -13,17 +18,24 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from service.front.tree_metrics import tree_pids
+from testing.metrics import sample
+from testing.paths import SAMPLES
 from testing.servers import Spawned, sanet_serve_command
 from testing.waiting import poll
 
 SIDE, BURST = 5000, 4
+TREE_MB = 650
+ROLES = ("supervisor", "engine", "front")
 
 
 def _rss_mb(pid: int) -> float:
+    """Resident anonymous memory (heap, arenas, mmapped buffers): where images' pixels live.
+    File pages (libraries the first requests touch) are shared and do not count."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith("RssAnon:"):
             return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
+    raise AssertionError("no RssAnon")
 
 
 def _png(seed: int) -> bytes:
@@ -34,17 +46,25 @@ def _png(seed: int) -> bytes:
     return buf.getvalue()
 
 
+def _front_end(root: int) -> int:
+    """The pid of the tree's one front end."""
+    names = {p: Path(f"/proc/{p}/comm").read_text().strip() for p in tree_pids(root)}
+    fronts = [p for p, name in names.items() if name.startswith("sanet-front")]
+    assert len(fronts) == 1, names
+    return fronts[0]
+
+
 def test_memory_returns_after_a_burst_of_large_images(tmp_path: Path) -> None:
     cmd = [
         *sanet_serve_command(), "--models", "sanet50", "--backend",
         "torchscript", "--device", "cpu", "--max-body-bytes", str(64 * 2**20),
-        "--timeout-ms", "300000", "--preprocess-workers", "4",
+        "--timeout-ms", "300000", "--preprocess-workers", "4", "--workers", "1",
     ]  # fmt: skip
     bodies = [_png(i) for i in range(BURST)]
     proc = Spawned(cmd, tmp_path / "server.log")
     try:
         proc.wait_ready()
-        pid = proc.popen.pid
+        pid = _front_end(proc.popen.pid)
         after_load = _rss_mb(pid)
         with ThreadPoolExecutor(BURST) as pool, httpx.Client(base_url=proc.url, timeout=300) as c:
             headers = {"Content-Type": "image/png"}
@@ -58,5 +78,24 @@ def test_memory_returns_after_a_burst_of_large_images(tmp_path: Path) -> None:
             f"RSS back within 1.25x of {after_load:.0f} MB (now {_rss_mb(pid):.0f} MB)",
             every=0.2,
         )
+    finally:
+        proc.stop(grace=10)
+
+
+def test_each_process_share_of_memory_is_in_metrics(tmp_path: Path) -> None:
+    cmd = [
+        *sanet_serve_command(), "--models", "sanet50", "--backend", "openvino",
+        "--device", "cpu", "--workers", "1",
+    ]  # fmt: skip
+    proc = Spawned(cmd, tmp_path / "server.log")
+    try:
+        proc.wait_ready(300)
+        body, headers = (SAMPLES / "coffee.jpg").read_bytes(), {"Content-Type": "image/jpeg"}
+        for _ in range(16):
+            assert proc.client.post("/classify", content=body, headers=headers).status_code == 200
+        text = proc.client.get("/metrics").text
+        shares = {r: sample(text, "process_pss_bytes", role=r) / 2**20 for r in ROLES}
+        assert all(mb > 0 for mb in shares.values()), shares
+        assert sum(shares.values()) <= TREE_MB, shares
     finally:
         proc.stop(grace=10)

@@ -71,7 +71,7 @@ def test_trained_net_bf16_fidelity(trained: torch.nn.Module, calibration: Path, 
         trained, precision="bf16", device="cpu", cache_dir=tmp_path, calibration_dir=calibration
     )
     assert (compiled.backend, compiled.precision, report.precision) == ("openvino", "bf16", "bf16")
-    plugin = compiled.run.compiled  # type: ignore[attr-defined]
+    plugin = compiled.run_uint8.compiled  # type: ignore[attr-defined]  # the served runner
     assert plugin.get_property("INFERENCE_PRECISION_HINT").to_string() == "bf16"
     gate = report.bf16
     assert gate is not None and gate["images"] == 24 and gate["min_agreement"] == 0.99
