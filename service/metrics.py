@@ -147,8 +147,8 @@ class Metrics:
         self.queue_depth.labels(model=model).set(depth)
         self.queue_saturation.labels(model=model).set(depth / capacity)
 
-    def export_model(self, model: str) -> None:
-        """Zeros from the start for a served model's request-side series (front ends)."""
+    def zero_rejections(self, model: str) -> None:
+        """Create a served model's rejection series at 0, so rate() works from the start."""
         for reason in REJECT_REASONS:
             self.rejected.labels(model=model, reason=reason)
 

@@ -4,7 +4,7 @@
 ring into one pre-allocated uint8 (B, 224, 224, 3) buffer (no per-image allocation), hands
 it to the compiled model, which normalises it on its device (in the ONNX graph, OpenVINO's
 preprocessing, the TorchScript graph, or on the GPU after a 4x smaller copy), and returns one
-probability row per image.
+probability block for the batch.
 A batch that holds a float32 input (KServe v2 ``INPUT``) is assembled as a float batch
 instead: crops normalised, float inputs gathered from their slots.
 """
@@ -75,8 +75,9 @@ class EngineModel:
         return self.loaded
 
     # -- the batch (inference thread) --------------------------------------------------------
-    def run_batch(self, images: Images) -> list[torch.Tensor]:
-        """The batcher's infer_fn: one entry of slots per image -> one probability row each."""
+    def run_batch(self, images: Images) -> np.ndarray:
+        """The batcher's infer_fn: one entry of slots per image -> the float32 (n, classes)
+        probability block."""
         busy = self.metrics.busy.timing(self.name, self.info.device)
         with busy as seconds, torch.inference_mode():
             if all(len(slots) == 1 for slots in images):
@@ -87,7 +88,7 @@ class EngineModel:
                 logits = self.info.engine(self._float_batch(images))
             probs = probabilities(logits)
         self.metrics.observe_batch(self.name, len(images), seconds())
-        return list(probs.unbind(0))
+        return probs.cpu().numpy()
 
     def _infer_u8(self, b: int) -> torch.Tensor:
         """The model on the first ``b`` crops of the uint8 buffer (it normalises them itself,
