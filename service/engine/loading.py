@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,6 +156,25 @@ def warm_up(name: str, run: Callable[[int], object], sizes: list[int]) -> None:
             run(b)
         log.info("model %s: warmed up batch size %d (%d sizes)", name, b, len(sizes))
     log.info("model %s: warm-up done (%.1fs)", name, time.perf_counter() - t0)
+
+
+#: engines that run on the CPU in their own thread pools (``threads`` sizes them), not torch's
+OWN_THREAD_POOLS = frozenset({"onnxruntime", "openvino", "null"})
+
+
+def torch_threads(loaded: Iterable[Loaded], threads: int | None) -> int:
+    """The engine's torch intra-op threads once its models are loaded.
+
+    Where a model runs its layers in torch on the CPU it needs the cores (``threads``, or
+    torch's default). Otherwise torch only does the batch's softmax and gathers, on small
+    arrays: one thread, so no OpenMP worker busy-waits after each batch (measured with
+    ``python -m bench.engine.socket``: with torch's default threads the null engine spent
+    most of its CPU spinning).
+    """
+    for m in loaded:
+        if m.device == "cpu" and m.backend.split("+")[0] not in OWN_THREAD_POOLS:
+            return threads or torch.get_num_threads()
+    return 1
 
 
 def release_free_memory() -> None:

@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from service import errors
 from service.config import Settings
 from service.engine.batcher import Batcher, Ticket
-from service.engine.loading import release_free_memory
+from service.engine.loading import release_free_memory, torch_threads
 from service.engine.model import EngineModel
 from service.ipc import messages as wire
 from service.ipc.slots import SlotRing
@@ -116,6 +118,9 @@ class Engine:
                 self.batcher.add_model(served.name, served.run_batch)
             await asyncio.to_thread(release_free_memory)
             fix_mmap_threshold()
+            torch.set_num_threads(
+                torch_threads((m.info for m in self.models.values()), self.settings.threads)
+            )
         except Exception:
             log.critical("startup failed; the service will not become ready", exc_info=True)
             return False

@@ -11,9 +11,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from service import errors
 from service.config import ModelSpec, Settings
+from service.engine.loading import Loaded, Weights
 from service.engine.process import Engine
 from service.front.engine_client import EngineLink
 from service.ipc import messages as wire
@@ -32,6 +34,7 @@ class FakeModel:
 
     def __init__(self, spec: ModelSpec, settings: Settings, ring: SlotRing, metrics: Any) -> None:
         self.name, self.ring = spec.name, ring
+        self.info = Loaded(np.copy, "fake", 0, 4, Weights("none"), "null", "cpu", "fp32", False)
 
     def load(self) -> None:
         pass
@@ -98,7 +101,10 @@ async def _run(tmp_path: Path) -> None:
 
 
 def test_failing_batch_and_dead_worker(tmp_path: Path) -> None:
+    threads = torch.get_num_threads()  # the engine sets its own: give the test process its own back
     try:
         asyncio.run(_run(tmp_path))
+        assert torch.get_num_threads() == 1  # no model runs in torch on the CPU here
     finally:
         FakeModel.fail = None
+        torch.set_num_threads(threads)
