@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from model.cpu import cpuinfo
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -53,16 +55,8 @@ def _lscpu_model() -> str | None:
 
 def machine() -> dict[str, Any]:
     """CPU (cpuinfo and lscpu model names, the flags above), versions, threads, GPU."""
-    cpu, flags = "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and cpu == "unknown":
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
+    name, flags = cpuinfo()
+    cpu = name or "unknown"
     return {
         "cpu": cpu,
         "lscpu_model": _lscpu_model(),

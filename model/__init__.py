@@ -3,16 +3,15 @@
 Plain PyTorch; never imports the web layer.
 """
 
-from model.checkpoint import CheckpointInfo, Loaded, load_checkpoint
+from model.checkpoint import Checkpoint, CheckpointInfo, load_checkpoint
 from model.compile import BACKENDS, CompiledModel, compile_model, resolve_backend, resolve_device
-from model.engine import Engine, EngineReport, build_engine
+from model.engine import EngineBuild, EngineReport, build_engine
 from model.errors import (
     ArchMismatchError,
     CalibrationError,
     CheckpointError,
     CheckpointNotFoundError,
     EngineError,
-    GpuDecodeError,
     ImageDecodeError,
     ImageError,
     ImageTooLargeError,
@@ -48,19 +47,18 @@ __all__ = [
     "IMAGENET_CLASSES",
     "ArchMismatchError",
     "CalibrationError",
+    "Checkpoint",
     "CheckpointError",
     "CheckpointInfo",
     "CheckpointNotFoundError",
     "CompiledModel",
-    "Engine",
+    "EngineBuild",
     "EngineError",
     "EngineReport",
-    "GpuDecodeError",
     "ImageDecodeError",
     "ImageError",
     "ImageTooLargeError",
     "Int8AgreementError",
-    "Loaded",
     "ModelError",
     "NotACheckpointError",
     "Prediction",

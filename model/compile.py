@@ -4,7 +4,7 @@ Backends: ``eager`` (reference), ``torchscript`` (scripted and frozen), ``induct
 (``torch.compile``), ``onnxruntime`` and ``openvino`` (both from the ONNX export of the folded
 graph, CPU), ``triton`` (CUDA: folded SA as Triton kernels, ``model/triton_sa.py``). Here
 ``auto`` is a fixed per-device default; ``model.build_engine`` measures the candidates instead
-(the service's path). Folding (README "How SA becomes nearly free") is applied first unless
+(the service's path). Folding (docs/model.md, "Folding") is applied first unless
 ``fold=False``. The caller's network is never changed: every engine works on its own copy.
 """
 
@@ -33,7 +33,7 @@ SA_ROUTES = ("inductor", "triton")  # by name here; on CUDA build_engine's auto 
 ALL_BACKENDS = BACKENDS + SA_ROUTES
 EXPORTED = ("onnxruntime", "openvino")  # run from the ONNX export, on CPU only
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-# Chosen from bench/model_speed.py on the reference CPU and GPU (README, "Performance").
+# Chosen from bench/model/speed.py on the reference CPU and GPU (docs/performance.md).
 AUTO_BACKEND = {"cpu": "onnxruntime", "cuda": "torchscript"}
 
 
@@ -96,8 +96,8 @@ def resolve_backend(backend: str, device: str) -> str:
 
 
 def prepare(net: nn.Module, fold: bool) -> nn.Module:
-    """An eval-mode copy of ``net``, folded for an SA-ResNet (README "How SA becomes nearly
-    free"). Nothing of ``net`` is shared or changed: not its tensors, mode or device."""
+    """An eval-mode copy of ``net``, folded for an SA-ResNet (docs/model.md,
+    "Folding"). Nothing of ``net`` is shared or changed: not its tensors, mode or device."""
     if fold and isinstance(net, SANet):
         return fold_model(net)
     return copy.deepcopy(net).eval()

@@ -49,7 +49,7 @@ class EngineReport:
         return asdict(self)
 
 
-class Engine(NamedTuple):
+class EngineBuild(NamedTuple):
     compiled: CompiledModel
     report: EngineReport
 
@@ -86,7 +86,7 @@ def build_engine(
     int8_min_agreement: float = 0.99,
     max_batch_size: int = 8,
     timer: Timer = time.perf_counter,
-) -> Engine:
+) -> EngineBuild:
     """Compile ``net`` for serving; ``backend="auto"`` measures the candidates at start: the
     CPU engines on CPU, the SA routes (:func:`cuda_candidates`) on CUDA.
 
@@ -110,7 +110,7 @@ def build_engine(
     else:
         fixed = AUTO_BACKEND[device] if backend == "auto" else backend
         compiled = _compile(net, fixed, device, precision, opts)
-        engine = Engine(compiled, EngineReport(fixed, precision, device, backend))
+        engine = EngineBuild(compiled, EngineReport(fixed, precision, device, backend))
     engine.report.build_s = round(time.perf_counter() - t0, 3)
     log.info("engine: %s", engine.report.as_dict())
     return engine
@@ -147,7 +147,7 @@ def _fingerprint(opts: EngineOptions, precision: str) -> dict[str, Any]:
     }
 
 
-def _auto_cpu(net: nn.Module, precision: str, opts: EngineOptions, timer: Timer) -> Engine:
+def _auto_cpu(net: nn.Module, precision: str, opts: EngineOptions, timer: Timer) -> EngineBuild:
     with contextlib.ExitStack() as stack:
         if opts.cache_dir is None:  # one export shared by the candidates, then dropped
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="sanet-auto-"))
@@ -163,7 +163,7 @@ def _auto_cpu(net: nn.Module, precision: str, opts: EngineOptions, timer: Timer)
         compiled, choice = choose(
             candidates, batches=batches, rounds=opts.rounds, decision_file=decision, timer=timer
         )
-    return Engine(compiled, _auto_report(choice, precision))
+    return EngineBuild(compiled, _auto_report(choice, precision))
 
 
 def _builder(
@@ -179,7 +179,7 @@ def cuda_candidates() -> list[str]:
     return ["torchscript", *(["triton", "inductor"] if has_triton else [])]
 
 
-def _auto_cuda(net: nn.Module, precision: str, opts: EngineOptions, timer: Timer) -> Engine:
+def _auto_cuda(net: nn.Module, precision: str, opts: EngineOptions, timer: Timer) -> EngineBuild:
     """``auto`` on CUDA: measure the SA routes at start (the decision is cached like on CPU,
     keyed by the GPU, the engine versions and the batch sizes, so a restart builds one)."""
     import torch
@@ -196,7 +196,7 @@ def _auto_cuda(net: nn.Module, precision: str, opts: EngineOptions, timer: Timer
     compiled, choice = choose(
         candidates, batches=batches, rounds=opts.rounds, decision_file=decision, timer=timer
     )
-    return Engine(compiled, _auto_report(choice, precision, "cuda"))
+    return EngineBuild(compiled, _auto_report(choice, precision, "cuda"))
 
 
 def _auto_report(choice: Choice, precision: str, device: str = "cpu") -> EngineReport:
@@ -206,7 +206,7 @@ def _auto_report(choice: Choice, precision: str, device: str = "cpu") -> EngineR
     )
 
 
-def _int8(net: nn.Module, backend: str, device: str, opts: EngineOptions) -> Engine:
+def _int8(net: nn.Module, backend: str, device: str, opts: EngineOptions) -> EngineBuild:
     if device != "cpu" or backend not in ("auto", "openvino"):
         raise UnknownBackendError(
             f"int8 runs on cpu with the openvino backend (asked: {backend} on {device})"
@@ -223,4 +223,4 @@ def _int8(net: nn.Module, backend: str, device: str, opts: EngineOptions) -> Eng
     )
     report = EngineReport("openvino", "int8", "cpu", backend, int8=info.as_dict())
     report.cache_files = [info.path] if info.path else []
-    return Engine(compiled, report)
+    return EngineBuild(compiled, report)

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from model.artefact_cache import ArtefactCache, partial_path
+from model.cpu import cpuinfo
 from model.onnx_backend import EXPORT_VERSION, export_onnx
 from model.sanet import RANDOM_INIT_SEED  # random-init weights repeat, so their cache key does
 
@@ -79,14 +80,8 @@ def onnx_file(module: nn.Module, cache_dir: str | Path | None, key: str | None) 
 
 def cpu_info() -> dict[str, Any]:
     """CPU model name and the instruction-set flags that change which engine wins."""
-    name, flags = platform.processor() or "unknown", set()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and name in ("unknown", platform.processor()):
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
+    name, flags = cpuinfo()
+    name = name or platform.processor() or "unknown"
     return {"model": name, "cores": os.cpu_count(), "flags": [f for f in CPU_FLAGS if f in flags]}
 
 

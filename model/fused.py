@@ -15,20 +15,12 @@ from pathlib import Path
 
 import torch
 
+from model.cpu import cpuinfo
+
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("csrc") / "sa_fused.cpp"
 BASE_FLAGS = ["-O3", "-fopenmp", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math"]
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 @cache
@@ -36,7 +28,7 @@ def load_fused_sa() -> bool:
     """Build (or reuse) and load the kernel; False, with one warning, when it cannot."""
     from torch.utils import cpp_extension
 
-    simd = {"avx2", "fma"} <= _cpu_flags()
+    simd = {"avx2", "fma"} <= cpuinfo()[1]
     name = "sanet_sa_avx2" if simd else "sanet_sa"  # one build per instruction set
     flags = [*BASE_FLAGS, "-mavx2", "-mfma"] if simd else BASE_FLAGS
     try:

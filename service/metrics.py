@@ -52,8 +52,6 @@ BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256, 512)
 #: model label of requests that never resolved to a served model (unknown name)
 NO_MODEL = "none"
 REJECT_REASONS = ("queue_full", "deadline", "draining", "disconnected")
-#: the ``protocol`` label: which front end answered (same model path behind each)
-PROTOCOLS = ("classify", "v2_http", "v2_grpc")
 
 
 class Metrics:

@@ -116,7 +116,7 @@ class Supervisor:
             self.ring = SlotRing(s.max_queue + s.max_batch_size, self.run_dir / "slots.lock")
             self.listener = listener
             set_process_name("sanet-serve")
-            self._start_engine()
+            self._start_engine([listener, grpc_guard])
             for i in range(self.workers):
                 self._start_front(i)
             log.info(
@@ -132,10 +132,10 @@ class Supervisor:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
     # -- children ---------------------------------------------------------------------------
-    def _start_engine(self) -> None:
+    def _start_engine(self, listening: list[socket.socket | None]) -> None:
         from service.engine import process as engine
 
-        args = (self.settings, self.ring, self.run_dir / "engine.sock")
+        args = (self.settings, self.ring, self.run_dir / "engine.sock", listening)
         self.engine = self.ctx.Process(
             target=_child, args=("sanet-engine", engine.main, *args), name="sanet-engine"
         )

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from bench.http import load
+from bench.http import load, senders
 from bench.http import report as plot
 from bench.http.options import DEFAULT_IMAGES
 from bench.server import spawned, spawned_process
@@ -38,8 +38,8 @@ def photos() -> list[bytes]:
     return [path.read_bytes() for path in DEFAULT_IMAGES]
 
 
-def sender(client: httpx.AsyncClient, url: str, kind: str = "raw", per: int = 1) -> load.Sender:
-    return load.Sender(client, f"{url}/classify", load.encode_bodies(photos(), kind, per), 5)
+def sender(client: httpx.AsyncClient, url: str, kind: str = "raw", per: int = 1) -> senders.Sender:
+    return senders.Sender(client, f"{url}/classify", load.encode_bodies(photos(), kind, per), 5)
 
 
 def test_closed_and_open_loop_every_body_end_to_end(tmp_path: Path, capsys: Any) -> None:
@@ -105,11 +105,11 @@ def test_open_loop_counts_drops_over_the_in_flight_cap() -> None:
     with serving(state) as url:
         start = time.monotonic()
         tally = run_loop(
-            lambda c: load.open_loop(sender(c, url), 60, 0.5, 1000, 2, random.Random(1))
+            lambda c: senders.open_loop(sender(c, url), 60, 0.5, 1000, 2, random.Random(1))
         )
         elapsed = time.monotonic() - start
         bounded = run_loop(
-            lambda c: load.open_loop(sender(c, url), 500, 5, 7, 100, random.Random(1))
+            lambda c: senders.open_loop(sender(c, url), 500, 5, 7, 100, random.Random(1))
         )
     assert tally.dropped > 0 and tally.sent <= 2 * (0.5 / 0.3 + 1)
     assert tally.outcomes == Counter({"200": tally.sent})
@@ -122,11 +122,11 @@ def test_closed_loop_stops_at_the_count_and_tallies_transport_errors() -> None:
     bodies = load.encode_bodies(photos(), "base64", 3)
     with serving(state) as url:
         tally = run_loop(
-            lambda c: load.closed_loop(load.Sender(c, f"{url}/classify", bodies, 5), 3, 30, 7)
+            lambda c: senders.closed_loop(senders.Sender(c, f"{url}/classify", bodies, 5), 3, 30, 7)
         )
     assert tally.sent == 7 and tally.ok_images == 21 and state.images["base64"] == 21
     dead = f"http://127.0.0.1:{free_port()}/classify"  # a port nothing listens on
-    tally = run_loop(lambda c: load.closed_loop(load.Sender(c, dead, bodies, 5), 1, 30, 3))
+    tally = run_loop(lambda c: senders.closed_loop(senders.Sender(c, dead, bodies, 5), 1, 30, 3))
     assert tally.outcomes == Counter({"ConnectError": 3}) and not tally.latencies_ms
 
 

@@ -1,7 +1,7 @@
 """Loading one served model: checkpoint (or random init), compile, warm up.
 
-Only the public names of ``model`` are used. Everything here is blocking and runs off the
-event loop, in the startup thread.
+It uses ``model``'s public names and the seed of its compiled-model cache. Everything here is
+blocking and runs in the engine's load thread, off its event loop.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from service.memory import malloc_trim
 
 log = logging.getLogger(__name__)
 
-Engine = Callable[[torch.Tensor], torch.Tensor]
+#: a compiled model's call: a uint8 or float batch in, logits out
+Forward = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Weights:
 class Loaded:
     """A compiled, warmed-up network and the facts /v1/models and the metrics report."""
 
-    engine: Engine
+    forward: Forward
     arch: str
     parameters: int
     num_classes: int
@@ -74,7 +75,7 @@ def load(spec: ModelSpec, settings: Settings) -> Loaded:
         max_batch_size=settings.max_batch_size,
     )
     loaded = Loaded(
-        engine=compiled,
+        forward=compiled,
         arch=model.arch_of(net),
         parameters=model.count_parameters(net),
         num_classes=compiled.num_classes,
@@ -106,10 +107,12 @@ def _null(spec: ModelSpec) -> Loaded:
     """The benchmark-only engine: no network, equal logits for every image."""
     log.warning("model %s: backend null, NO NETWORK RUNS (benchmarks only)", spec.name)
 
-    def engine(batch: torch.Tensor) -> torch.Tensor:
+    def forward(batch: torch.Tensor) -> torch.Tensor:
         return torch.zeros((batch.shape[0], NULL_CLASSES))
 
-    return Loaded(engine, spec.arch, 0, NULL_CLASSES, Weights("none"), "null", "cpu", "fp32", False)
+    return Loaded(
+        forward, spec.arch, 0, NULL_CLASSES, Weights("none"), "null", "cpu", "fp32", False
+    )
 
 
 def _build(spec: ModelSpec) -> tuple[torch.nn.Module, Weights]:

@@ -16,8 +16,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from model.errors import GpuDecodeError
-from model.gpu_decode import DecodeChoice, resolve_mode
 from model.postprocess import probabilities
 from model.preprocess import normalize
 from service.config import ModelSpec, Settings
@@ -25,26 +23,8 @@ from service.engine import loading
 from service.ipc.slots import CROP_SHAPE, F32_SHAPE, SlotRing
 from service.metrics import Metrics
 
-Images = list[tuple[int, ...]]
-
-
-#: why a GPU decode that could run is still off: front ends hand the engine crops, not bodies
-NOT_IN_DATA_PATH = "the engine takes crops from the front ends; JPEG bodies do not reach it"
-
-
-def gpu_decode_choice(mode: str, device: str) -> DecodeChoice:
-    """SANET_GPU_DECODE at start: ``on`` fails naming what is missing; otherwise off, with why.
-
-    The decoder and its fidelity gate exist (``model/gpu_decode.py``, measured by
-    ``bench.gpu_model``), but the data path hands the engine crops decoded by the front ends,
-    so a GPU decode that could run is refused (``on``) or left off (``auto``) with that reason.
-    """
-    choice = resolve_mode(mode, device)
-    if not choice.enabled:
-        return choice
-    if mode == "on":
-        raise GpuDecodeError(f"SANET_GPU_DECODE=on: {NOT_IN_DATA_PATH}")
-    return DecodeChoice(mode, False, choice.package, f"off: {NOT_IN_DATA_PATH}")
+#: one entry per image of a batch: the slots that hold it (1 for a crop, 4 for a float input)
+SlotGroups = list[tuple[int, ...]]
 
 
 class EngineModel:
@@ -63,7 +43,6 @@ class EngineModel:
     # -- startup (blocking, in the load thread) ---------------------------------------------
     def load(self) -> None:
         self.loaded = loading.load(self.spec, self.settings)
-        self.gpu_decode = gpu_decode_choice(self.settings.gpu_decode, self.info.device)
         sizes = loading.warm_sizes(self.info.backend, self.info.device, self._u8.shape[0])
         loading.warm_up(self.name, lambda b: self._infer_u8(b), sizes)
         self.metrics.publish_model(self.name, self.describe_labels())
@@ -75,7 +54,7 @@ class EngineModel:
         return self.loaded
 
     # -- the batch (inference thread) --------------------------------------------------------
-    def run_batch(self, images: Images) -> np.ndarray:
+    def run_batch(self, images: SlotGroups) -> np.ndarray:
         """The batcher's infer_fn: one entry of slots per image -> the float32 (n, classes)
         probability block."""
         busy = self.metrics.busy.timing(self.name, self.info.device)
@@ -85,7 +64,7 @@ class EngineModel:
                 np.take(self.ring.pixels, idx, axis=0, out=self._u8[: len(idx)], mode="clip")
                 logits = self._infer_u8(len(idx))
             else:
-                logits = self.info.engine(self._float_batch(images))
+                logits = self.info.forward(self._float_batch(images))
             probs = probabilities(logits)
         self.metrics.observe_batch(self.name, len(images), seconds())
         return probs.cpu().numpy()
@@ -93,9 +72,9 @@ class EngineModel:
     def _infer_u8(self, b: int) -> torch.Tensor:
         """The model on the first ``b`` crops of the uint8 buffer (it normalises them itself,
         on its device: ``model.compile.CompiledModel``)."""
-        return self.info.engine(torch.from_numpy(self._u8[:b]))
+        return self.info.forward(torch.from_numpy(self._u8[:b]))
 
-    def _float_batch(self, images: Images) -> torch.Tensor:
+    def _float_batch(self, images: SlotGroups) -> torch.Tensor:
         out = self._f32[: len(images)]
         for i, slots in enumerate(images):
             if len(slots) == 1:
@@ -130,11 +109,6 @@ class EngineModel:
                 "max_queue": s.max_queue,
             },
             "input_size": [3, CROP_SHAPE[0], CROP_SHAPE[1]],
-            "gpu_decode": {
-                "mode": self.gpu_decode.mode,
-                "active": False,
-                "reason": self.gpu_decode.reason,
-            },
         }
 
     def describe_labels(self) -> dict[str, str]:

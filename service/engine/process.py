@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,8 +234,18 @@ class Engine:
         return wire.Answer(rid, ticket.output, queue_s, inference_s)
 
 
-def main(settings: Settings, ring: SlotRing, socket_path: Path) -> int:
-    """The engine process's entry point (forked by the supervisor)."""
+def main(
+    settings: Settings,
+    ring: SlotRing,
+    socket_path: Path,
+    inherited: Sequence[socket.socket | None] = (),
+) -> int:
+    """The engine process's entry point (forked by the supervisor). ``inherited``: the pod's
+    listening sockets, closed here at once (the front ends accept; the engine must not hold
+    the port)."""
+    for sock in inherited:
+        if sock is not None:
+            sock.close()
     return asyncio.run(Engine(settings, ring, socket_path).serve())
 
 

@@ -185,8 +185,7 @@ class Job:
         """Decode each image into a slot, have the engine classify them; answered in order.
 
         Decoding runs in the front end's pool even for one small image: Pillow releases the
-        GIL, so the event loop goes on reading requests and refusing the excess at once
-        (decoding on the loop saved CPU but held refusals behind each decode).
+        GIL, so the event loop goes on reading requests and refusing the excess at once.
         """
         self.grow(len(images))
         self.check_deadline()

@@ -25,7 +25,6 @@ from service.front.app import create_app
 from service.front.http.server import GuardedHttpToolsProtocol, server_config
 from service.front.state import Lifecycle
 from service.ipc.slots import SlotRing
-from service.process import set_process_name
 
 log = logging.getLogger(__name__)
 #: a draining front end exits once no connection has been active for this long
@@ -87,7 +86,6 @@ def main(
     settings: Settings, ring: SlotRing, listener: socket.socket, engine_socket: Path, index: int
 ) -> int:
     """The front end's entry point (forked by the supervisor); its exit status."""
-    set_process_name(f"sanet-front-{index}")
     app = create_app(settings, ring, engine_socket)
     server = DrainingServer(server_config(app, settings), app.state.lifecycle)
     server.run(sockets=[listener])

@@ -1,4 +1,9 @@
-"""GPU JPEG decode: decode + resize + crop a batch of JPEG bodies on the GPU (uint8 NHWC).
+"""An experiment, not in the service: decode + resize + crop a batch of JPEG bodies on the GPU.
+
+    python -m bench.gpu_decode --images samples      # on a CUDA host with a decoder package
+
+prints the fidelity gate and the GPU and CPU ms per image. The service's front ends decode on
+their CPUs and hand the engine crops; docs/model.md says what wiring this in would take.
 
 Packages, first found wins: nvImageCodec (``nvidia.nvimgcodec``, PyPI
 ``nvidia-nvimgcodec-cu12``/``-cu13``), TorchCodec (>= 0.16, ``torchcodec.decoders.decode_jpeg``)
@@ -31,10 +36,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from model.errors import GpuDecodeError
+from model.errors import EngineError
 from model.preprocess import CROP, RESIZE, crop, resized_size
 
 log = logging.getLogger(__name__)
+
+
+class GpuDecodeError(EngineError):
+    """GPU JPEG decoding was asked for but cannot run here (no GPU, no decoder package) or
+    its output is too far from the CPU transform (the fidelity gate refused it)."""
+
 
 MODES = ("auto", "on", "off")
 #: (name shown to users, importable module, what to pip install)
@@ -145,7 +156,7 @@ def pillow_decode(datas: Sequence[bytes]) -> list[torch.Tensor]:
     return out
 
 
-def resize_crop(image: torch.Tensor, resize: int = RESIZE, size: int = CROP) -> torch.Tensor:
+def gpu_resize_crop(image: torch.Tensor, resize: int = RESIZE, size: int = CROP) -> torch.Tensor:
     """uint8 (3, H, W) -> uint8 (size, size, 3): shorter side to ``resize`` (bilinear,
     antialiased, as Pillow's), then the centered crop, on ``image``'s device."""
     _, h, w = image.shape
@@ -180,7 +191,7 @@ def decode_batch(datas: Sequence[bytes], decode: Decode) -> torch.Tensor:
     rows = []
     for i, data in enumerate(datas):
         if i in decoded:
-            rows.append(resize_crop(decoded[i]))
+            rows.append(gpu_resize_crop(decoded[i]))
         else:
             rows.append(torch.from_numpy(crop(data)))
     device = rows[0].device if decoded else torch.device("cpu")
@@ -290,3 +301,26 @@ def configure(
         why = f"off: GPU {report.gpu_ms_per_image:.2f} ms/image, CPU {report.cpu_ms_per_image:.2f}"
         return GpuDecodeSetup(DecodeChoice(mode, False, choice.package, why), None, report)
     return GpuDecodeSetup(choice, decode, report)
+
+
+def main() -> None:
+    """Gate and time the GPU path on a folder of JPEGs with a random tiny SA-ResNet."""
+    import argparse
+
+    from model import compile_model, random_init
+
+    parser = argparse.ArgumentParser(description="GPU JPEG decode: fidelity and speed")
+    parser.add_argument("--images", default="samples", help="a folder of held-out JPEGs")
+    args = parser.parse_args()
+    setup_choice = resolve_mode("auto", "cuda")
+    if not setup_choice.enabled or setup_choice.package is None:
+        print(setup_choice.reason)
+        return
+    net = random_init("sanet_tiny", seed=2)
+    model = compile_model(net, "eager", device="cuda")
+    setup = configure("on", "cuda", model, held_out_jpegs(args.images))
+    print(setup.fidelity.as_dict() if setup.fidelity else setup.choice.reason)
+
+
+if __name__ == "__main__":
+    main()
