@@ -1,9 +1,5 @@
-"""An experiment, not in the service: decode + resize + crop a batch of JPEG bodies on the GPU.
-
-    python -m bench.gpu_decode --images samples      # on a CUDA host with a decoder package
-
-prints the fidelity gate and the GPU and CPU ms per image. The service's front ends decode on
-their CPUs and hand the engine crops; docs/model.md says what wiring this in would take.
+"""An experiment, not in the service: decode + resize + crop a batch of JPEG bodies on the GPU
+(measured by ``bench/tests/test_gpu_decode_cuda.py``; docs/model.md says what wiring it in takes).
 
 Packages, first found wins: nvImageCodec (``nvidia.nvimgcodec``, PyPI
 ``nvidia-nvimgcodec-cu12``/``-cu13``), TorchCodec (>= 0.16, ``torchcodec.decoders.decode_jpeg``)
@@ -301,26 +297,3 @@ def configure(
         why = f"off: GPU {report.gpu_ms_per_image:.2f} ms/image, CPU {report.cpu_ms_per_image:.2f}"
         return GpuDecodeSetup(DecodeChoice(mode, False, choice.package, why), None, report)
     return GpuDecodeSetup(choice, decode, report)
-
-
-def main() -> None:
-    """Gate and time the GPU path on a folder of JPEGs with a random tiny SA-ResNet."""
-    import argparse
-
-    from model import compile_model, random_init
-
-    parser = argparse.ArgumentParser(description="GPU JPEG decode: fidelity and speed")
-    parser.add_argument("--images", default="samples", help="a folder of held-out JPEGs")
-    args = parser.parse_args()
-    setup_choice = resolve_mode("auto", "cuda")
-    if not setup_choice.enabled or setup_choice.package is None:
-        print(setup_choice.reason)
-        return
-    net = random_init("sanet_tiny", seed=2)
-    model = compile_model(net, "eager", device="cuda")
-    setup = configure("on", "cuda", model, held_out_jpegs(args.images))
-    print(setup.fidelity.as_dict() if setup.fidelity else setup.choice.reason)
-
-
-if __name__ == "__main__":
-    main()

@@ -58,7 +58,11 @@ class Metrics:
     """Every sanet_* metric, registered on ``self.registry`` (never the global one)."""
 
     def __init__(self) -> None:
-        r = self.registry = CollectorRegistry()
+        self.registry = CollectorRegistry()
+        self._front_end_metrics(self.registry)
+        self._engine_metrics(self.registry)
+
+    def _front_end_metrics(self, r: CollectorRegistry) -> None:
         self.requests = Counter(
             "sanet_requests_total",
             "Classify requests by model, status and protocol (gRPC: the equivalent HTTP status).",
@@ -72,16 +76,33 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.preprocess = Histogram(
+            "sanet_preprocess_seconds",
+            "Decode and preprocess time of one image.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.inflight = Gauge(
+            "sanet_inflight_requests",
+            "Requests admitted and not yet answered (all front ends).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.open_connections = Gauge(
+            "sanet_open_connections",
+            "HTTP connections open (all front ends).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.rejected = Counter(
+            "sanet_rejected_total", "Requests shed, by reason.", ["model", "reason"], registry=r
+        )
+
+    def _engine_metrics(self, r: CollectorRegistry) -> None:
         self.queue_wait = Histogram(
             "sanet_queue_wait_seconds",
             "Time a request waited in the batch queue.",
             ["model"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.preprocess = Histogram(
-            "sanet_preprocess_seconds",
-            "Decode and preprocess time of one image.",
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -116,21 +137,6 @@ class Metrics:
             ["model"],
             registry=r,
             multiprocess_mode="livesum",
-        )
-        self.inflight = Gauge(
-            "sanet_inflight_requests",
-            "Requests admitted and not yet answered (all front ends).",
-            registry=r,
-            multiprocess_mode="livesum",
-        )
-        self.open_connections = Gauge(
-            "sanet_open_connections",
-            "HTTP connections open (all front ends).",
-            registry=r,
-            multiprocess_mode="livesum",
-        )
-        self.rejected = Counter(
-            "sanet_rejected_total", "Requests shed, by reason.", ["model", "reason"], registry=r
         )
         self.model_info = Gauge(
             "sanet_model_info",

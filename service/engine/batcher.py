@@ -82,9 +82,8 @@ class Batcher:
     ) -> None:
         if max_batch_size < 1 or max_delay_s < 0:
             raise ValueError("max_batch_size must be >= 1, max_delay_s >= 0")
-        self.name = name
+        self.name, self.on_settled = name, on_settled
         self.max_batch_size, self.max_delay_s = max_batch_size, max_delay_s
-        self.on_settled = on_settled
         #: called once in the worker thread, without the lock, when it has been idle for
         #: ``idle_s`` after serving work (the engine returns freed heap pages then)
         self.on_idle, self.idle_s = on_idle, idle_s
@@ -171,7 +170,7 @@ class Batcher:
         return out
 
     def _hand_over(self, tickets: list[Ticket]) -> None:
-        if tickets:
+        if tickets:  # one call per batch (the engine answers a front end in one write)
             self.on_settled(tickets)
 
     # -- the worker thread ------------------------------------------------------------------
@@ -258,7 +257,7 @@ class Batcher:
 
     def _execute(self, lane: _Lane, items: list[_Item]) -> list[Ticket]:
         """Run one batch; the tickets it settled."""
-        if not items:
+        if not items:  # every item taken had expired
             return []
         try:
             outputs = lane.infer_fn([it.payload for it in items])
@@ -282,8 +281,7 @@ def _deliver(items: list[_Item], outputs: np.ndarray) -> list[Ticket]:
     """Give each ticket its rows of ``outputs``: a slice when the whole request was in this
     batch, else the parts joined once the last one arrives. The tickets now complete."""
     done: list[Ticket] = []
-    start = 0
-    now = time.monotonic()
+    start, now = 0, time.monotonic()
     while start < len(items):
         ticket = items[start].ticket
         end = start + 1
