@@ -62,6 +62,7 @@ bench: venv
 	$(BIN)/python -m bench.pipeline.decode --rounds 9
 	$(BIN)/python -m bench.http.load $(LOAD_ARGS)
 	$(BIN)/python -m bench.http.frontend $(FRONTEND_ARGS)
+	$(BIN)/python -m bench.engine.socket_load --inflight 1 8 64 128 --seconds 4
 	$(BIN)/python -m bench.http.overload --backend null $(OVERLOAD_ARGS)
 	$(BIN)/python -m bench.http.overload --backend torchscript --model sanet_tiny $(OVERLOAD_ARGS)
 	$(BIN)/python -m bench.e2e.run $(E2E_ARGS)

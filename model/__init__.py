@@ -3,9 +3,9 @@
 Plain PyTorch; never imports the web layer.
 """
 
-from model.checkpoint import CheckpointInfo, Loaded, load_checkpoint
+from model.checkpoint import Checkpoint, CheckpointInfo, load_checkpoint
 from model.compile import BACKENDS, CompiledModel, compile_model, resolve_backend, resolve_device
-from model.engine import Engine, EngineReport, build_engine
+from model.engine import EngineBuild, EngineReport, build_engine
 from model.errors import (
     ArchMismatchError,
     Bf16AgreementError,
@@ -14,7 +14,6 @@ from model.errors import (
     CheckpointError,
     CheckpointNotFoundError,
     EngineError,
-    GpuDecodeError,
     ImageDecodeError,
     ImageError,
     ImageTooLargeError,
@@ -52,19 +51,18 @@ __all__ = [
     "Bf16AgreementError",
     "Bf16UnsupportedError",
     "CalibrationError",
+    "Checkpoint",
     "CheckpointError",
     "CheckpointInfo",
     "CheckpointNotFoundError",
     "CompiledModel",
-    "Engine",
+    "EngineBuild",
     "EngineError",
     "EngineReport",
-    "GpuDecodeError",
     "ImageDecodeError",
     "ImageError",
     "ImageTooLargeError",
     "Int8AgreementError",
-    "Loaded",
     "ModelError",
     "NotACheckpointError",
     "Prediction",

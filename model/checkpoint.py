@@ -156,7 +156,7 @@ def load_state_dict(net: nn.Module, state: dict[str, torch.Tensor]) -> None:
     net.load_state_dict(full, strict=True)
 
 
-class Loaded(NamedTuple):
+class Checkpoint(NamedTuple):
     """A checkpoint's network (eval mode) and where its weights came from:
     ``net, info = load_checkpoint(path)``."""
 
@@ -164,7 +164,7 @@ class Loaded(NamedTuple):
     info: CheckpointInfo
 
 
-def load_checkpoint(path: str | Path, arch: str | None = None) -> Loaded:
+def load_checkpoint(path: str | Path, arch: str | None = None) -> Checkpoint:
     """Build the network a checkpoint file describes and load its weights (eval mode).
 
     Accepts the authors' ``.pth.tar`` dicts (``module.`` keys), plain state_dicts and
@@ -194,7 +194,7 @@ def load_checkpoint(path: str | Path, arch: str | None = None) -> Loaded:
         epoch=_number(meta.get("epoch"), int),
         best_acc=_number(meta.get("best_acc", meta.get("best_acc1")), float),
     )
-    return Loaded(net.eval(), info)
+    return Checkpoint(net.eval(), info)
 
 
 def _number(value: Any, kind: type) -> Any:

@@ -4,7 +4,7 @@ Backends: ``eager`` (reference), ``torchscript`` (scripted and frozen), ``induct
 (``torch.compile``), ``onnxruntime`` and ``openvino`` (both from the ONNX export of the folded
 graph, CPU), ``triton`` (CUDA: folded SA as Triton kernels, ``model/triton_sa.py``). Here
 ``auto`` is a fixed per-device default; ``model.build_engine`` measures the candidates instead
-(the service's path). Folding (README "How SA becomes nearly free") is applied first unless
+(the service's path). Folding (docs/model.md, "Folding") is applied first unless
 ``fold=False``. The caller's network is never changed: every engine works on its own copy.
 """
 
@@ -41,7 +41,7 @@ EXPORTED = ("onnxruntime", "openvino")  # run from the ONNX export, on CPU only
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # bf16 on CPU: OpenVINO's bf16 hint measured faster than torch's oneDNN bf16 (docs/performance.md)
 BF16_CPU_BACKENDS = ("openvino",)
-# Chosen from bench/model_speed.py on the reference CPU and GPU (README, "Performance").
+# Chosen from bench/model/speed.py on the reference CPU and GPU (docs/performance.md).
 AUTO_BACKEND = {"cpu": "onnxruntime", "cuda": "torchscript"}
 
 
@@ -133,8 +133,8 @@ def resolve_backend(backend: str, device: str) -> str:
 
 
 def prepare(net: nn.Module, fold: bool) -> nn.Module:
-    """An eval-mode copy of ``net``, folded for an SA-ResNet (README "How SA becomes nearly
-    free"). Nothing of ``net`` is shared or changed: not its tensors, mode or device."""
+    """An eval-mode copy of ``net``, folded for an SA-ResNet (docs/model.md,
+    "Folding"). Nothing of ``net`` is shared or changed: not its tensors, mode or device."""
     if fold and isinstance(net, SANet):
         return fold_model(net)
     return copy.deepcopy(net).eval()

@@ -57,7 +57,7 @@ class EngineReport:
         return asdict(self)
 
 
-class Engine(NamedTuple):
+class EngineBuild(NamedTuple):
     compiled: CompiledModel
     report: EngineReport
 
@@ -97,7 +97,7 @@ def build_engine(
     max_batch_size: int = 8,
     timer: Timer = time.perf_counter,
     bf16_min_agreement: float = 0.99,
-) -> Engine:
+) -> EngineBuild:
     """Compile ``net`` for serving; ``backend="auto"`` measures the candidates at start: the
     CPU engines on CPU, the SA routes (:func:`cuda_candidates`) on CUDA.
 
@@ -131,7 +131,7 @@ def build_engine(
     else:
         fixed = AUTO_BACKEND[device] if backend == "auto" else backend
         compiled = _compile(net, fixed, device, precision, opts)
-        engine = Engine(compiled, EngineReport(fixed, precision, device, backend))
+        engine = EngineBuild(compiled, EngineReport(fixed, precision, device, backend))
     engine.report.build_s = round(time.perf_counter() - t0, 3)
     log.info("engine: %s", engine.report.as_dict())
     return engine
@@ -169,7 +169,7 @@ def _fingerprint(opts: EngineOptions, precision: str) -> dict[str, Any]:
     }
 
 
-def _auto_cpu(net: nn.Module, precision: str, opts: EngineOptions, timer: Timer) -> Engine:
+def _auto_cpu(net: nn.Module, precision: str, opts: EngineOptions, timer: Timer) -> EngineBuild:
     with contextlib.ExitStack() as stack:
         if opts.cache_dir is None:  # one export shared by the candidates, then dropped
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="sanet-auto-"))
@@ -186,7 +186,7 @@ def _auto_cpu(net: nn.Module, precision: str, opts: EngineOptions, timer: Timer)
         compiled, choice = choose(
             candidates, batches=batches, rounds=opts.rounds, decision_file=decision, timer=timer
         )
-    return Engine(compiled, _auto_report(choice, precision))
+    return EngineBuild(compiled, _auto_report(choice, precision))
 
 
 def _builder(
@@ -202,7 +202,7 @@ def cuda_candidates() -> list[str]:
     return ["torchscript", *(["triton", "inductor"] if has_triton else [])]
 
 
-def _auto_cuda(net: nn.Module, precision: str, opts: EngineOptions, timer: Timer) -> Engine:
+def _auto_cuda(net: nn.Module, precision: str, opts: EngineOptions, timer: Timer) -> EngineBuild:
     """``auto`` on CUDA: measure the SA routes at start (the decision is cached like on CPU,
     keyed by the GPU, the engine versions and the batch sizes, so a restart builds one)."""
     import torch
@@ -219,7 +219,7 @@ def _auto_cuda(net: nn.Module, precision: str, opts: EngineOptions, timer: Timer
     compiled, choice = choose(
         candidates, batches=batches, rounds=opts.rounds, decision_file=decision, timer=timer
     )
-    return Engine(compiled, _auto_report(choice, precision, "cuda"))
+    return EngineBuild(compiled, _auto_report(choice, precision, "cuda"))
 
 
 def _auto_report(choice: Choice, precision: str, device: str = "cpu") -> EngineReport:
@@ -235,7 +235,7 @@ def _auto_report(choice: Choice, precision: str, device: str = "cpu") -> EngineR
     )
 
 
-def _bf16_cpu(net: nn.Module, backend: str, opts: EngineOptions, timer: Timer) -> Engine:
+def _bf16_cpu(net: nn.Module, backend: str, opts: EngineOptions, timer: Timer) -> EngineBuild:
     """bf16 on a CPU that has it: the engine (``auto``: timed among those that run bf16),
     then the fidelity gate against the fp32 network on the calibration images."""
     from model.bf16 import bf16_gate
@@ -245,7 +245,7 @@ def _bf16_cpu(net: nn.Module, backend: str, opts: EngineOptions, timer: Timer) -
         engine = _auto_cpu(net, "bf16", opts, timer)
     else:
         compiled = _compile(net, backend, "cpu", "bf16", opts)
-        engine = Engine(compiled, EngineReport(backend, "bf16", "cpu", backend))
+        engine = EngineBuild(compiled, EngineReport(backend, "bf16", "cpu", backend))
     gate = bf16_gate(
         net,
         engine.compiled,
@@ -256,7 +256,7 @@ def _bf16_cpu(net: nn.Module, backend: str, opts: EngineOptions, timer: Timer) -
     return engine
 
 
-def _int8(net: nn.Module, backend: str, device: str, opts: EngineOptions) -> Engine:
+def _int8(net: nn.Module, backend: str, device: str, opts: EngineOptions) -> EngineBuild:
     if device != "cpu" or backend not in ("auto", "openvino"):
         raise UnknownBackendError(
             f"int8 runs on cpu with the openvino backend (asked: {backend} on {device})"
@@ -273,4 +273,4 @@ def _int8(net: nn.Module, backend: str, device: str, opts: EngineOptions) -> Eng
     )
     report = EngineReport("openvino", "int8", "cpu", backend, int8=info.as_dict())
     report.cache_files = [info.path] if info.path else []
-    return Engine(compiled, report)
+    return EngineBuild(compiled, report)

@@ -82,11 +82,6 @@ class EngineError(ModelError):
     """The requested inference engine or precision cannot be built as asked."""
 
 
-class GpuDecodeError(EngineError):
-    """GPU JPEG decoding was asked for but cannot run here (no GPU, no decoder package) or
-    its output is too far from the CPU transform (the fidelity gate refused it)."""
-
-
 class CalibrationError(EngineError):
     """INT8 was asked for without a usable set of calibration images."""
 

@@ -1,4 +1,4 @@
-"""Exact inference-time folding of SA-ResNet (README "How SA becomes nearly free").
+"""Exact inference-time folding of SA-ResNet (docs/model.md, "Folding").
 
 - BatchNorm folds into the preceding conv (weight scale, bias shift).
 - The two-group channel shuffle after SA is a fixed permutation: it folds into conv3's

@@ -6,7 +6,7 @@
   measured faster than one batch-8 call for both ResNet-50 and SANet-50 (one sample's block
   output stays in cache between SA's passes), and faster for SA than a static batch-1
   graph, where the plugin's "snippets" JIT subgraph for SA's gate measured slower than its
-  ordinary fused eltwise kernels (README, Performance).
+  ordinary fused eltwise kernels (docs/performance.md).
 - The plugin's compiled blob goes to ``CACHE_DIR`` (``<cache_dir>/openvino``), so a restart
   skips compilation. INT8 models (``model/quantize.py``) are saved as IR beside the export.
 """

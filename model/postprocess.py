@@ -32,8 +32,16 @@ def probabilities(logits: torch.Tensor) -> torch.Tensor:
 
 def top_k(probs: torch.Tensor, k: int, labels: tuple[str, ...]) -> list[Prediction]:
     """The ``k`` most probable classes of one probability row, most probable first."""
-    values, indices = torch.topk(probs, min(k, probs.numel()))
+    return top_k_rows(probs[None], k, labels)[0]
+
+
+def top_k_rows(probs: torch.Tensor, k: int, labels: tuple[str, ...]) -> list[list[Prediction]]:
+    """``top_k`` of every row of an (n, classes) block, in one call."""
+    values, indices = torch.topk(probs, min(k, probs.shape[-1]), dim=-1)
     return [
-        Prediction(class_index=i, label=labels[i], probability=v)
-        for v, i in zip(values.tolist(), indices.tolist(), strict=True)
+        [
+            Prediction(class_index=i, label=labels[i], probability=v)
+            for v, i in zip(vrow, irow, strict=True)
+        ]
+        for vrow, irow in zip(values.tolist(), indices.tolist(), strict=True)
     ]

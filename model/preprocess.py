@@ -36,10 +36,10 @@ RESIZE = 256
 CROP = 224
 DEFAULT_MAX_PIXELS = 50_000_000
 
-_SCALE = np.array([1.0 / (255.0 * s) for s in STD], dtype=np.float32)  # per channel (HWC)
-_SHIFT = np.array([m / s for m, s in zip(MEAN, STD, strict=True)], dtype=np.float32)
+SCALE = np.array([1.0 / (255.0 * s) for s in STD], dtype=np.float32)  # per channel (HWC)
+SHIFT = np.array([m / s for m, s in zip(MEAN, STD, strict=True)], dtype=np.float32)
 #: the normalised value of each 8-bit level, per channel (3, 256): what normalize computes
-LEVELS = np.arange(256, dtype=np.float32)[None, :] * _SCALE[:, None] - _SHIFT[:, None]
+LEVELS = np.arange(256, dtype=np.float32)[None, :] * SCALE[:, None] - SHIFT[:, None]
 _DECODE_ERRORS = (
     OSError,
     SyntaxError,
@@ -167,9 +167,24 @@ def normalize(batch: torch.Tensor) -> torch.Tensor:
         raise ValueError(
             f"expected a uint8 (B, H, W, 3) batch, got {batch.dtype} {tuple(batch.shape)}"
         )
-    scale = torch.from_numpy(_SCALE).to(batch.device).view(1, 3, 1, 1)
-    shift = torch.from_numpy(_SHIFT).to(batch.device).view(1, 3, 1, 1)
-    out = batch.permute(0, 3, 1, 2).to(torch.float32, memory_format=torch.contiguous_format)
+    scale, shift = scale_shift(batch.device)
+    return normalize_nhwc(batch, scale, shift, False)
+
+
+def scale_shift(device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel (1, 3, 1, 1) float32 scale and shift of ``normalize`` on ``device``."""
+    scale = torch.from_numpy(SCALE.copy()).view(1, 3, 1, 1).to(device)
+    shift = torch.from_numpy(SHIFT.copy()).view(1, 3, 1, 1).to(device)
+    return scale, shift
+
+
+def normalize_nhwc(
+    x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, channels_last: bool
+) -> torch.Tensor:
+    """``normalize``'s math with the constants given (scriptable: the engines' uint8 entry
+    and the CUDA runner call it), NCHW or channels_last."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    out = x.permute(0, 3, 1, 2).to(torch.float32, memory_format=fmt)
     return out.mul_(scale).sub_(shift)
 
 

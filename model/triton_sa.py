@@ -9,15 +9,12 @@ Both index ``y`` through strides, so NCHW and channels_last run unchanged; arith
 whatever the storage dtype (fp16, bf16, fp32). The result is written over ``identity``,
 which is always a tensor made inside the network (as the eager path does).
 
-Kernels are defined on first use, so ``TRITON_INTERPRET=1`` set before that (the unit tests
-do) runs them on CPU tensors.
+The kernels are in ``model/triton_kernels.py``, imported on first use: ``TRITON_INTERPRET=1``
+set before that (the unit tests do) runs them on CPU tensors, and importing this module needs
+no triton.
 """
 
 from __future__ import annotations
-
-import functools
-import importlib.util
-from typing import Any
 
 import torch
 from torch import nn
@@ -29,83 +26,6 @@ ONE_PASS_MAX = 1024  # the largest H*W read into one tile (registers) by the one
 # in fp16; above 256 pixels the two-pass tiles (32 channels wide) read memory better.
 ONE_PASS_MAX_CL = 256
 TILE = 4096  # elements per program in the one-pass kernel
-
-
-def triton_available() -> bool:
-    """True when the ``triton`` package is importable."""
-    return importlib.util.find_spec("triton") is not None
-
-
-@functools.cache
-def _kernels() -> Any:
-    import triton
-    import triton.language as tl
-
-    @triton.jit
-    def one_pass(y_ptr, id_ptr, alpha_ptr, beta_ptr, cw_ptr, C, HW, sb, sc, shw, inv_hw, eps,
-                 BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr):  # fmt: skip
-        pid_b = tl.program_id(0)
-        c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-        hw = tl.arange(0, BLOCK_HW)
-        cmask = c < C
-        mask = cmask[:, None] & (hw[None, :] < HW)
-        off = pid_b * sb + c[:, None] * sc + hw[None, :] * shw
-        y = tl.load(y_ptr + off, mask=mask, other=0.0).to(tl.float32)
-        # the interpreter cannot call a nested jit function, so the affine is written twice
-        mean = tl.sum(y, 1) * inv_hw
-        var = tl.maximum(tl.sum(y * y, 1) * inv_hw - mean * mean, 0.0)
-        alpha = tl.load(alpha_ptr + c, mask=cmask, other=0.0).to(tl.float32)
-        beta = tl.load(beta_ptr + c, mask=cmask, other=0.0).to(tl.float32)
-        cw = tl.load(cw_ptr + c, mask=cmask, other=0.0).to(tl.float32)
-        a = alpha * tl.rsqrt(var + eps)
-        b = beta + mean * (cw - a)
-        idn = tl.load(id_ptr + off, mask=mask, other=0.0).to(tl.float32)
-        out = tl.maximum(idn + y * tl.sigmoid(a[:, None] * y + b[:, None]), 0.0)
-        tl.store(id_ptr + off, out.to(id_ptr.dtype.element_ty), mask=mask)
-
-    @triton.jit
-    def stats(y_ptr, ab_ptr, alpha_ptr, beta_ptr, cw_ptr, C, HW, sb, sc, shw, inv_hw, eps,
-              BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr):  # fmt: skip
-        pid_b = tl.program_id(0)
-        c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-        cmask = c < C
-        s = tl.zeros([BLOCK_C, BLOCK_HW], tl.float32)
-        ss = tl.zeros([BLOCK_C, BLOCK_HW], tl.float32)
-        for start in range(0, HW, BLOCK_HW):
-            hw = start + tl.arange(0, BLOCK_HW)
-            mask = cmask[:, None] & (hw[None, :] < HW)
-            off = pid_b * sb + c[:, None] * sc + hw[None, :] * shw
-            v = tl.load(y_ptr + off, mask=mask, other=0.0).to(tl.float32)
-            s += v
-            ss += v * v
-        # the interpreter cannot call a nested jit function, so the affine is written twice
-        mean = tl.sum(s, 1) * inv_hw
-        var = tl.maximum(tl.sum(ss, 1) * inv_hw - mean * mean, 0.0)
-        alpha = tl.load(alpha_ptr + c, mask=cmask, other=0.0).to(tl.float32)
-        beta = tl.load(beta_ptr + c, mask=cmask, other=0.0).to(tl.float32)
-        cw = tl.load(cw_ptr + c, mask=cmask, other=0.0).to(tl.float32)
-        a = alpha * tl.rsqrt(var + eps)
-        b = beta + mean * (cw - a)
-        tl.store(ab_ptr + (pid_b * 2) * C + c, a, mask=cmask)
-        tl.store(ab_ptr + (pid_b * 2 + 1) * C + c, b, mask=cmask)
-
-    @triton.jit
-    def gate(y_ptr, id_ptr, ab_ptr, C, HW, sb, sc, shw,
-             BLOCK_C: tl.constexpr, BLOCK_HW: tl.constexpr):  # fmt: skip
-        pid_b = tl.program_id(0)
-        c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-        hw = tl.program_id(2) * BLOCK_HW + tl.arange(0, BLOCK_HW)
-        cmask = c < C
-        mask = cmask[:, None] & (hw[None, :] < HW)
-        off = pid_b * sb + c[:, None] * sc + hw[None, :] * shw
-        a = tl.load(ab_ptr + (pid_b * 2) * C + c, mask=cmask, other=0.0)
-        b = tl.load(ab_ptr + (pid_b * 2 + 1) * C + c, mask=cmask, other=0.0)
-        y = tl.load(y_ptr + off, mask=mask, other=0.0).to(tl.float32)
-        idn = tl.load(id_ptr + off, mask=mask, other=0.0).to(tl.float32)
-        out = tl.maximum(idn + y * tl.sigmoid(a[:, None] * y + b[:, None]), 0.0)
-        tl.store(id_ptr + off, out.to(id_ptr.dtype.element_ty), mask=mask)
-
-    return one_pass, stats, gate
 
 
 def _pow2(n: int) -> int:
@@ -137,7 +57,8 @@ def sa_gate(
     eps: float,
 ) -> torch.Tensor:
     """``relu(identity + y * sigmoid(a*y + b))`` of folded SA, written over ``identity``."""
-    one_pass_k, stats_k, gate_k = _kernels()
+    from model import triton_kernels as k  # imported on first use: see the module docstring
+
     strides = _plane_strides(y)
     if strides is None:
         y = y.contiguous()
@@ -153,15 +74,15 @@ def sa_gate(
     if hw <= (ONE_PASS_MAX_CL if channels_last else ONE_PASS_MAX):
         bc, bhw = _blocks(channels_last, hw, True)
         warps = 8 if bc * bhw >= 2048 else 4  # a large tile: fewer registers per thread
-        one_pass_k[(bsz, -(-channels // bc))](
+        k.one_pass[(bsz, -(-channels // bc))](
             y, identity, *params, *scalars, BLOCK_C=bc, BLOCK_HW=bhw, num_warps=warps
         )
         return identity
     bc, bhw = _blocks(channels_last, hw, False)
     ab = torch.empty(bsz, 2, channels, device=y.device, dtype=torch.float32)
-    stats_k[(bsz, -(-channels // bc))](y, ab, *params, *scalars, BLOCK_C=bc, BLOCK_HW=bhw)
+    k.stats[(bsz, -(-channels // bc))](y, ab, *params, *scalars, BLOCK_C=bc, BLOCK_HW=bhw)
     tiles = (bsz, -(-channels // bc), -(-hw // bhw))
-    gate_k[tiles](y, identity, ab, channels, hw, *strides, BLOCK_C=bc, BLOCK_HW=bhw)
+    k.gate[tiles](y, identity, ab, channels, hw, *strides, BLOCK_C=bc, BLOCK_HW=bhw)
     return identity
 
 

@@ -8,31 +8,12 @@ normalised float batch within fp32 rounding.
 """
 
 # No `from __future__ import annotations` here: TorchScript must read the buffer annotations.
-import numpy as np
 import torch
 from torch import nn
 
-from model.preprocess import MEAN, STD
+from model.preprocess import SCALE, SHIFT, normalize_nhwc, scale_shift
 
-# The same float64 -> float32 computation as model.preprocess, so the constants are equal.
-SCALE = np.array([1.0 / (255.0 * s) for s in STD], dtype=np.float32)
-SHIFT = np.array([m / s for m, s in zip(MEAN, STD, strict=True)], dtype=np.float32)
-
-
-def scale_shift(device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """The per-channel (1, 3, 1, 1) float32 scale and shift on ``device``."""
-    scale = torch.from_numpy(SCALE.copy()).view(1, 3, 1, 1).to(device)
-    shift = torch.from_numpy(SHIFT.copy()).view(1, 3, 1, 1).to(device)
-    return scale, shift
-
-
-def normalize_nhwc(
-    x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, channels_last: bool
-) -> torch.Tensor:
-    """uint8 (B, H, W, 3) -> float32 (B, 3, H, W) normalised, NCHW or channels_last."""
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    out = x.permute(0, 3, 1, 2).to(torch.float32, memory_format=fmt)
-    return out.mul_(scale).sub_(shift)
+__all__ = ["SCALE", "SHIFT", "UInt8Input", "normalize_nhwc", "scale_shift"]
 
 
 class UInt8Input(nn.Module):

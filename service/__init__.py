@@ -1,1 +1,3 @@
-"""sanet-serve's web process: app factory, routes, batcher, metrics, settings, errors, CLI."""
+"""sanet-serve's process tree: the supervisor and what every process shares (settings, errors,
+metrics, logs) at the top; ``ipc/`` (the wire and the slot ring), ``engine/`` (the engine
+process) and ``front/`` (the front-end processes) below (docs/architecture.md)."""

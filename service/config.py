@@ -208,12 +208,6 @@ class Settings(BaseSettings):
         default="info", description="Log level."
     )
     log_json: bool = Field(default=False, description="One JSON object per log line.")
-    gpu_decode: Literal["auto", "on", "off"] = Field(
-        default="off",
-        description="Decode JPEG bodies on the GPU (model/gpu_decode.py). Front ends decode on "
-        "the CPU and hand the engine crops, so today this only reports why it is off (in "
-        "/v1/models): on fails at start, naming what is missing; auto is off, with the reason.",
-    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -52,15 +52,17 @@ BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256, 512)
 #: model label of requests that never resolved to a served model (unknown name)
 NO_MODEL = "none"
 REJECT_REASONS = ("queue_full", "deadline", "draining", "disconnected")
-#: the ``protocol`` label: which front end answered (same model path behind each)
-PROTOCOLS = ("classify", "v2_http", "v2_grpc")
 
 
 class Metrics:
     """Every sanet_* metric, registered on ``self.registry`` (never the global one)."""
 
     def __init__(self) -> None:
-        r = self.registry = CollectorRegistry()
+        self.registry = CollectorRegistry()
+        self._front_end_metrics(self.registry)
+        self._engine_metrics(self.registry)
+
+    def _front_end_metrics(self, r: CollectorRegistry) -> None:
         self.requests = Counter(
             "sanet_requests_total",
             "Classify requests by model, status and protocol (gRPC: the equivalent HTTP status).",
@@ -74,16 +76,33 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.preprocess = Histogram(
+            "sanet_preprocess_seconds",
+            "Decode and preprocess time of one image.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.inflight = Gauge(
+            "sanet_inflight_requests",
+            "Requests admitted and not yet answered (all front ends).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.open_connections = Gauge(
+            "sanet_open_connections",
+            "HTTP connections open (all front ends).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.rejected = Counter(
+            "sanet_rejected_total", "Requests shed, by reason.", ["model", "reason"], registry=r
+        )
+
+    def _engine_metrics(self, r: CollectorRegistry) -> None:
         self.queue_wait = Histogram(
             "sanet_queue_wait_seconds",
             "Time a request waited in the batch queue.",
             ["model"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.preprocess = Histogram(
-            "sanet_preprocess_seconds",
-            "Decode and preprocess time of one image.",
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -119,21 +138,6 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
-        self.inflight = Gauge(
-            "sanet_inflight_requests",
-            "Requests admitted and not yet answered (all front ends).",
-            registry=r,
-            multiprocess_mode="livesum",
-        )
-        self.open_connections = Gauge(
-            "sanet_open_connections",
-            "HTTP connections open (all front ends).",
-            registry=r,
-            multiprocess_mode="livesum",
-        )
-        self.rejected = Counter(
-            "sanet_rejected_total", "Requests shed, by reason.", ["model", "reason"], registry=r
-        )
         self.model_info = Gauge(
             "sanet_model_info",
             "Constant 1 per served model; labels describe it.",
@@ -147,8 +151,8 @@ class Metrics:
         self.queue_depth.labels(model=model).set(depth)
         self.queue_saturation.labels(model=model).set(depth / capacity)
 
-    def export_model(self, model: str) -> None:
-        """Zeros from the start for a served model's request-side series (front ends)."""
+    def zero_rejections(self, model: str) -> None:
+        """Create a served model's rejection series at 0, so rate() works from the start."""
         for reason in REJECT_REASONS:
             self.rejected.labels(model=model, reason=reason)
 

@@ -144,7 +144,7 @@ class Supervisor:
         s = self.settings
         try:
             listener = bind_http(s.host, s.port)
-            grpc_guard = hold_grpc_port(s.host, s.grpc_port)
+            grpc_guard = self.grpc_guard = hold_grpc_port(s.host, s.grpc_port)
             metrics_dir = self.run_dir / "metrics"
             metrics_dir.mkdir()
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
@@ -173,9 +173,11 @@ class Supervisor:
 
     # -- children ---------------------------------------------------------------------------
     def _start_engine(self) -> None:
-        # Not the HTTP listener: a copy held by the engine would keep the socket (and its
-        # backlog) alive after the front ends closed theirs, to be reset when the engine exits.
-        args: tuple[Any, ...] = ("sanet-engine", os.getpid(), (self.listener,), self.engine_main)
+        # Not the listening sockets: a copy of the HTTP one held by the engine would keep the
+        # socket (and its backlog) alive after the front ends closed theirs, to be reset when
+        # the engine exits; the engine answers neither protocol.
+        drop = tuple(sock for sock in (self.listener, self.grpc_guard) if sock is not None)
+        args: tuple[Any, ...] = ("sanet-engine", os.getpid(), drop, self.engine_main)
         args += (self.settings, self.ring, self.run_dir / "engine.sock")
         self.engine = self.ctx.Process(target=_child, args=args, name="sanet-engine")
         self.engine.start()

@@ -38,8 +38,10 @@ from bench import proctree
 from bench.common import RESULTS, machine
 from bench.e2e import report as e2e_report
 from bench.e2e.servers import CONFIGS, Server, default_configs
-from bench.http.load import Sender, encode_bodies, run_level
+from bench.http.bodies import encode_bodies
+from bench.http.load import run_level
 from bench.http.options import DEFAULT_IMAGES
+from bench.http.senders import Sender
 from model.export_cache import default_cache_dir, engine_versions
 
 log = logging.getLogger("bench.e2e.run")

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import httpx
 
 from bench import proctree
+from bench.http import senders
 from bench.http.report import Tally
 
 T = TypeVar("T")
@@ -61,7 +62,6 @@ def cpu_per_image(before: float | None, after: float | None, images: int) -> flo
 
 def _client(job: dict[str, Any], barrier: Barrier, results: Any) -> None:
     """One client process: warm up, meet the parent at the barrier, measure, report."""
-    from bench.http import load  # the spawned child imports the sender here
 
     async def go() -> tuple[Tally, float]:
         args, level = job["args"], job["level"]
@@ -70,17 +70,17 @@ def _client(job: dict[str, Any], barrier: Barrier, results: Any) -> None:
         limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
         headers = {"X-API-Key": args.api_key} if args.api_key else {}
         async with httpx.AsyncClient(limits=limits, timeout=args.timeout, headers=headers) as c:
-            sender = load.make_sender(
+            sender = senders.make_sender(
                 c, job["base"], job["kind"], job["bodies"], job["query"], args
             )
             if args.warmup > 0:
-                await load.drive(sender, job["mode"], level, args.warmup, args)
+                await senders.drive(sender, job["mode"], level, args.warmup, args)
             await asyncio.to_thread(barrier.wait, START_TIMEOUT_S)  # warm: parent reads
             await asyncio.to_thread(barrier.wait, START_TIMEOUT_S)  # parent has read: go
             start = time.perf_counter()
-            tally = await load.drive(sender, job["mode"], level, args.duration, args)
+            tally = await senders.drive(sender, job["mode"], level, args.duration, args)
             elapsed = time.perf_counter() - start
-            await load.close_sender(sender)
+            await senders.close_sender(sender)
             return tally, elapsed
 
     results.put(asyncio.run(go()))

@@ -27,7 +27,9 @@ import httpx
 
 from bench.common import RESULTS, machine, markdown_table, write_json
 from bench.http import report
-from bench.http.load import Sender, closed_loop, encode_bodies, open_loop, run_async
+from bench.http.bodies import encode_bodies
+from bench.http.load import run_async
+from bench.http.senders import Sender, closed_loop, open_loop
 from bench.server import parse_config, spawned
 from testing import metrics
 from testing.paths import SAMPLES

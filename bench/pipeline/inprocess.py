@@ -16,6 +16,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -78,7 +79,10 @@ def throughput(
     return done / elapsed, done / max(batches, 1)
 
 
-def main(argv: list[str] | None = None) -> int:
+COLUMNS = ("single_p50_ms", "single_p99_ms", "images_per_s", "mean_batch")
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="sanet50")
     parser.add_argument("--backends", nargs="+", default=["torchscript", "onnxruntime"])
@@ -88,53 +92,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--single", type=int, default=40, help="single-image runs")
     parser.add_argument(
-        "--images",
-        nargs="+",
-        type=Path,
-        default=[SAMPLES / "coffee.jpg"],
-        help="photos to classify",
+        "--images", nargs="+", type=Path, default=[SAMPLES / "coffee.jpg"], help="photos"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _measure(model: Any, photos: list[bytes], args: argparse.Namespace) -> dict[str, Any]:
+    with torch.inference_mode():
+        single_latency(model, photos, 5)  # warm-up
+        lat = single_latency(model, photos, args.single)
+        rate, mean_batch = throughput(model, photos, args.batch, args.workers, args.seconds)
+    return {
+        "backend": model.backend,
+        "single_p50_ms": 1000 * median(lat),
+        "single_p99_ms": 1000 * percentile(lat, 99),
+        "images_per_s": rate,
+        "mean_batch": mean_batch,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     photos = [p.read_bytes() for p in args.images]
     torch.manual_seed(0)
     net = create_model(args.model).eval()
-    rows, records = [], []
-    for backend in args.backends:
-        model = compile_model(net, backend, threads=args.threads)
-        with torch.inference_mode():
-            single_latency(model, photos, 5)  # warm-up
-            lat = single_latency(model, photos, args.single)
-            rate, mean_batch = throughput(model, photos, args.batch, args.workers, args.seconds)
-        rec = {
-            "backend": model.backend,
-            "single_p50_ms": 1000 * median(lat),
-            "single_p99_ms": 1000 * percentile(lat, 99),
-            "images_per_s": rate,
-            "mean_batch": mean_batch,
-        }
-        records.append(rec)
-        rows.append(
-            [
-                model.backend,
-                f"{rec['single_p50_ms']:.1f}",
-                f"{rec['single_p99_ms']:.1f}",
-                f"{rate:.1f}",
-                f"{mean_batch:.1f}",
-            ]
-        )
+    records = [
+        _measure(compile_model(net, backend, threads=args.threads), photos, args)
+        for backend in args.backends
+    ]
+    rows = [[r["backend"], *(f"{r[k]:.1f}" for k in COLUMNS)] for r in records]
     headers = ["backend", "single p50 ms", "single p99 ms", "saturated img/s", "mean batch"]
     table = markdown_table(headers, rows)
-    path = write_json(
-        "pipeline.json",
-        {
-            "machine": machine(),
-            "args": {**vars(args), "images": [str(p) for p in args.images]},
-            "results": records,
-            "table": table,
-        },
-    )
+    payload = {
+        "machine": machine(),
+        "args": {**vars(args), "images": [str(p) for p in args.images]},
+        "results": records,
+        "table": table,
+    }
+    path = write_json("pipeline.json", payload)
     print(table)
     log.info("wrote %s", path)
     return 0

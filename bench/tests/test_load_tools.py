@@ -17,7 +17,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from bench.http import load
+from bench.http import load, senders
 from bench.http import report as plot
 from bench.http.options import DEFAULT_IMAGES
 from bench.proctree import cpu_seconds
@@ -47,8 +47,8 @@ def photos() -> list[bytes]:
     return [path.read_bytes() for path in DEFAULT_IMAGES]
 
 
-def sender(client: httpx.AsyncClient, url: str, kind: str = "raw", per: int = 1) -> load.Sender:
-    return load.Sender(client, f"{url}/classify", load.encode_bodies(photos(), kind, per), 5)
+def sender(client: httpx.AsyncClient, url: str, kind: str = "raw", per: int = 1) -> senders.Sender:
+    return senders.Sender(client, f"{url}/classify", load.encode_bodies(photos(), kind, per), 5)
 
 
 def _served(running: Running) -> dict[str, float]:
@@ -83,6 +83,10 @@ def test_closed_and_open_loop_every_body_end_to_end(
     assert served["200"] == sum(r["ok"] for r in runs)
     assert served["503"] == sum(r["errors"].get("503", 0) for r in runs)
     assert served["images"] == sum(r["images_per_request"] * r["ok"] for r in runs)
+    _each_run_adds_up(runs)
+
+
+def _each_run_adds_up(runs: list[dict[str, Any]]) -> None:
     for r in runs:
         per = r["images_per_request"]
         assert per == (1 if r["body"] == "raw" else 2)
@@ -100,11 +104,11 @@ def test_open_loop_counts_drops_over_the_in_flight_cap() -> None:
     state = StandIn(delay_s=0.3)
     with serving(state) as url:
         tally = run_loop(
-            lambda c: load.open_loop(sender(c, url), 60, 0.5, 1000, 2, random.Random(1)),
+            lambda c: senders.open_loop(sender(c, url), 60, 0.5, 1000, 2, random.Random(1)),
             why="arrivals to stop at 0.5 s and the last answer 0.3 s later",
         )
         bounded = run_loop(  # 5 s of arrivals, but the loop ends at its count of 7
-            lambda c: load.open_loop(sender(c, url), 500, 5, 7, 100, random.Random(1)),
+            lambda c: senders.open_loop(sender(c, url), 500, 5, 7, 100, random.Random(1)),
             within=4,
             why="the loop to end at 7 arrivals, before its 5 s",
         )
@@ -118,11 +122,11 @@ def test_closed_loop_stops_at_the_count_and_tallies_transport_errors() -> None:
     bodies = load.encode_bodies(photos(), "base64", 3)
     with serving(state) as url:
         tally = run_loop(
-            lambda c: load.closed_loop(load.Sender(c, f"{url}/classify", bodies, 5), 3, 30, 7)
+            lambda c: senders.closed_loop(senders.Sender(c, f"{url}/classify", bodies, 5), 3, 30, 7)
         )
     assert tally.sent == 7 and tally.ok_images == 21 and state.images["base64"] == 21
     dead = f"http://127.0.0.1:{free_port()}/classify"  # a port nothing listens on
-    tally = run_loop(lambda c: load.closed_loop(load.Sender(c, dead, bodies, 5), 1, 30, 3))
+    tally = run_loop(lambda c: senders.closed_loop(senders.Sender(c, dead, bodies, 5), 1, 30, 3))
     assert tally.outcomes == Counter({"ConnectError": 3}) and not tally.latencies_ms
 
 

@@ -1,7 +1,7 @@
 """Loading one served model: checkpoint (or random init), compile, warm up.
 
-Only the public names of ``model`` are used. Everything here is blocking and runs off the
-event loop, in the startup thread.
+It uses ``model``'s public names and the seed of its compiled-model cache. Everything here is
+blocking and runs in the engine's load thread, off its event loop.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,8 @@ from service.memory import malloc_trim
 
 log = logging.getLogger(__name__)
 
-Engine = Callable[[torch.Tensor], torch.Tensor]
+#: a compiled model's call: a uint8 or float batch in, logits out
+Forward = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Weights:
 class Loaded:
     """A compiled, warmed-up network and the facts /v1/models and the metrics report."""
 
-    engine: Engine
+    forward: Forward
     arch: str
     parameters: int
     num_classes: int
@@ -77,7 +78,7 @@ def load(spec: ModelSpec, settings: Settings) -> Loaded:
         max_batch_size=settings.max_batch_size,
     )
     loaded = Loaded(
-        engine=compiled,
+        forward=compiled,
         arch=model.arch_of(net),
         parameters=model.count_parameters(net),
         num_classes=compiled.num_classes,
@@ -109,10 +110,12 @@ def _null(spec: ModelSpec) -> Loaded:
     """The benchmark-only engine: no network, equal logits for every image."""
     log.warning("model %s: backend null, NO NETWORK RUNS (benchmarks only)", spec.name)
 
-    def engine(batch: torch.Tensor) -> torch.Tensor:
+    def forward(batch: torch.Tensor) -> torch.Tensor:
         return torch.zeros((batch.shape[0], NULL_CLASSES))
 
-    return Loaded(engine, spec.arch, 0, NULL_CLASSES, Weights("none"), "null", "cpu", "fp32", False)
+    return Loaded(
+        forward, spec.arch, 0, NULL_CLASSES, Weights("none"), "null", "cpu", "fp32", False
+    )
 
 
 def _build(spec: ModelSpec) -> tuple[torch.nn.Module, Weights]:
@@ -136,12 +139,12 @@ def _build(spec: ModelSpec) -> tuple[torch.nn.Module, Weights]:
 PER_SHAPE_BACKENDS = frozenset({"eager", "torchscript"})
 
 
-def feed(engine: Engine, max_batch_size: int) -> Feed:
-    """The gather buffer and probabilities of ``engine`` (a compiled model's own; the null
+def feed(forward: Forward, max_batch_size: int) -> Feed:
+    """The gather buffer and probabilities of ``forward`` (a compiled model's own; the null
     engine's on the host)."""
-    if isinstance(engine, model.CompiledModel):
-        return engine.feed(max_batch_size)
-    return HostFeed(engine, max_batch_size)
+    if isinstance(forward, model.CompiledModel):
+        return forward.feed(max_batch_size)
+    return HostFeed(forward, max_batch_size)
 
 
 def warm_sizes(backend: str, device: str, max_batch_size: int) -> list[int]:
@@ -170,6 +173,25 @@ def warm_up(name: str, run: Callable[[int], object], sizes: list[int]) -> None:
             run(b)
         log.info("model %s: warmed up batch size %d (%d sizes)", name, b, len(sizes))
     log.info("model %s: warm-up done (%.1fs)", name, time.perf_counter() - t0)
+
+
+#: engines that run on the CPU in their own thread pools (``threads`` sizes them), not torch's
+OWN_THREAD_POOLS = frozenset({"onnxruntime", "openvino", "null"})
+
+
+def torch_threads(loaded: Iterable[Loaded], threads: int | None) -> int:
+    """The engine's torch intra-op threads once its models are loaded.
+
+    Where a model runs its layers in torch on the CPU it needs the cores (``threads``, or
+    torch's default). Otherwise torch only does the batch's softmax and gathers, on small
+    arrays: one thread, so no OpenMP worker busy-waits after each batch (measured with
+    ``python -m bench.engine.socket``: with torch's default threads the null engine spent
+    most of its CPU spinning).
+    """
+    for m in loaded:
+        if m.device == "cpu" and m.backend.split("+")[0] not in OWN_THREAD_POOLS:
+            return threads or torch.get_num_threads()
+    return 1
 
 
 def release_free_memory() -> None:

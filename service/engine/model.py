@@ -4,7 +4,7 @@
 ring into the model's one uint8 (B, 224, 224, 3) buffer (``model.compile.Feed``: pinned on
 CUDA, so no staging copy), the compiled model normalises it on its device (in the ONNX graph,
 OpenVINO's preprocessing, the TorchScript graph, or on the GPU after a 4x smaller copy) and
-gives the probabilities (on CUDA the softmax runs in the graph), one row per image.
+gives the probabilities (on CUDA the softmax runs in the graph): one (n, classes) block.
 A batch that holds a float32 input (KServe v2 ``INPUT``) is assembled as a float batch
 instead: crops normalised, float inputs gathered from their slots.
 """
@@ -16,8 +16,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from model.errors import GpuDecodeError
-from model.gpu_decode import DecodeChoice, resolve_mode
 from model.postprocess import probabilities
 from model.preprocess import normalize
 from service.config import ModelSpec, Settings
@@ -25,26 +23,8 @@ from service.engine import loading
 from service.ipc.slots import CROP_SHAPE, F32_SHAPE, SlotRing
 from service.metrics import Metrics
 
-Images = list[tuple[int, ...]]
-
-
-#: why a GPU decode that could run is still off: front ends hand the engine crops, not bodies
-NOT_IN_DATA_PATH = "the engine takes crops from the front ends; JPEG bodies do not reach it"
-
-
-def gpu_decode_choice(mode: str, device: str) -> DecodeChoice:
-    """SANET_GPU_DECODE at start: ``on`` fails naming what is missing; otherwise off, with why.
-
-    The decoder and its fidelity gate exist (``model/gpu_decode.py``, measured by
-    ``bench.gpu_model``), but the data path hands the engine crops decoded by the front ends,
-    so a GPU decode that could run is refused (``on``) or left off (``auto``) with that reason.
-    """
-    choice = resolve_mode(mode, device)
-    if not choice.enabled:
-        return choice
-    if mode == "on":
-        raise GpuDecodeError(f"SANET_GPU_DECODE=on: {NOT_IN_DATA_PATH}")
-    return DecodeChoice(mode, False, choice.package, f"off: {NOT_IN_DATA_PATH}")
+#: one entry per image of a batch: the slots that hold it (1 for a crop, 4 for a float input)
+SlotGroups = list[tuple[int, ...]]
 
 
 class EngineModel:
@@ -63,8 +43,7 @@ class EngineModel:
     # -- startup (blocking, in the load thread) ---------------------------------------------
     def load(self) -> None:
         self.loaded = loading.load(self.spec, self.settings)
-        self.gpu_decode = gpu_decode_choice(self.settings.gpu_decode, self.info.device)
-        self.feed = loading.feed(self.info.engine, self._u8.shape[0])
+        self.feed = loading.feed(self.info.forward, self._u8.shape[0])
         self._u8 = self.feed.buffer  # on CUDA the runner's pinned buffer: gathered into once
         sizes = loading.warm_sizes(self.info.backend, self.info.device, self._u8.shape[0])
         loading.warm_up(self.name, self.feed.probabilities, sizes)
@@ -77,8 +56,9 @@ class EngineModel:
         return self.loaded
 
     # -- the batch (inference thread) --------------------------------------------------------
-    def run_batch(self, images: Images) -> list[torch.Tensor]:
-        """The batcher's infer_fn: one entry of slots per image -> one probability row each."""
+    def run_batch(self, images: SlotGroups) -> np.ndarray:
+        """The batcher's infer_fn: one entry of slots per image -> the float32 (n, classes)
+        probability block."""
         busy = self.metrics.busy.timing(self.name, self.info.device)
         with busy as seconds, torch.inference_mode():
             if all(len(slots) == 1 for slots in images):
@@ -86,11 +66,11 @@ class EngineModel:
                 np.take(self.ring.pixels, idx, axis=0, out=self._u8[: len(idx)], mode="clip")
                 probs = self.feed.probabilities(len(idx))
             else:
-                probs = probabilities(self.info.engine(self._float_batch(images)))
+                probs = probabilities(self.info.forward(self._float_batch(images)))
         self.metrics.observe_batch(self.name, len(images), seconds())
-        return list(probs.unbind(0))
+        return probs.cpu().numpy()
 
-    def _float_batch(self, images: Images) -> torch.Tensor:
+    def _float_batch(self, images: SlotGroups) -> torch.Tensor:
         out = self._f32[: len(images)]
         for i, slots in enumerate(images):
             if len(slots) == 1:
@@ -125,11 +105,6 @@ class EngineModel:
                 "max_queue": s.max_queue,
             },
             "input_size": [3, CROP_SHAPE[0], CROP_SHAPE[1]],
-            "gpu_decode": {
-                "mode": self.gpu_decode.mode,
-                "active": False,
-                "reason": self.gpu_decode.reason,
-            },
         }
 
     def describe_labels(self) -> dict[str, str]:

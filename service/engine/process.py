@@ -4,8 +4,10 @@ It listens on a Unix socket of the run directory before it loads anything, so fr
 connect at once and learn when it is ready (``wire.State``). Each front end sends
 ``Submit`` (slots, model, deadline) and ``Cancel``; the engine queues the request on the
 model's lane of the batcher (``service/engine/batcher.py``), whose inference thread gathers the
-batch's crops from the ring into one uint8 buffer, runs the model (normalisation included)
-and answers with the probability rows. A front end that disconnects (it died) has its queued
+batch's crops from the ring into one uint8 buffer and runs the model (normalisation
+included); each request is answered with its slice of the batch's probability block, every
+answer of a batch to one front end in one write. A ``Cancel`` drops what is still queued and
+is not answered. A front end that disconnects (it died) has its queued
 work dropped and its slots freed here. SIGTERM: stop accepting, finish what is queued, exit.
 """
 
@@ -17,7 +19,6 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ import torch
 from service import errors
 from service.config import Settings
 from service.engine.batcher import Batcher, Ticket
-from service.engine.loading import release_free_memory
+from service.engine.loading import release_free_memory, torch_threads
 from service.engine.model import EngineModel
 from service.ipc import messages as wire
 from service.ipc.slots import SlotRing
@@ -47,9 +48,9 @@ class _Link:
     writer: asyncio.StreamWriter
     tickets: dict[int, Ticket] = field(default_factory=dict)
 
-    def send(self, message: wire.Message) -> None:
+    def send(self, *messages: wire.Message) -> None:
         if not self.writer.is_closing():
-            wire.write(self.writer, message)
+            wire.write(self.writer, *messages)
 
 
 class Engine:
@@ -71,9 +72,10 @@ class Engine:
             "sanet-infer",
             max_batch_size=settings.max_batch_size,
             max_delay_s=settings.max_delay_ms / 1000,
-            max_queue=4 * ring.n,  # the ring is the budget; this only bounds stale entries
+            on_settled=self._settled,
             on_idle=malloc_trim,  # after traffic, freed heap pages go back to the OS
         )
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.models: dict[str, EngineModel] = {}
         self.links: dict[int, _Link] = {}
         self.state = wire.State(ready=False)
@@ -81,7 +83,7 @@ class Engine:
 
     async def serve(self) -> int:
         """Listen, load, serve until SIGTERM; the exit status."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         server = await asyncio.start_unix_server(self._connected, path=str(self.socket_path))
         try:
@@ -116,6 +118,9 @@ class Engine:
                 self.batcher.add_model(served.name, served.run_batch)
             await asyncio.to_thread(release_free_memory)
             fix_mmap_threshold()
+            torch.set_num_threads(
+                torch_threads((m.info for m in self.models.values()), self.settings.threads)
+            )
         except Exception:
             log.critical("startup failed; the service will not become ready", exc_info=True)
             return False
@@ -148,25 +153,30 @@ class Engine:
 
     # -- front ends --------------------------------------------------------------------------
     async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        hello = await wire.read(reader)
-        if not isinstance(hello, wire.Hello):
+        frames = wire.Frames()
+        messages = await wire.read(reader, frames)
+        if not messages or not isinstance(messages[0], wire.Hello):
             writer.close()
             return
-        link = self.links[hello.pid] = _Link(hello.pid, writer)
+        link = self.links[messages[0].pid] = _Link(messages[0].pid, writer)
         link.send(self.state)
         try:
-            while (message := await wire.read(reader)) is not None:
-                if isinstance(message, wire.Submit):
-                    self._submit(link, message)
-                elif isinstance(message, wire.Cancel) and message.rid in link.tickets:
-                    self.batcher.cancel(link.tickets[message.rid])
+            while messages is not None:
+                for message in messages:
+                    if isinstance(message, wire.Submit):
+                        self._submit(link, message)
+                    elif isinstance(message, wire.Cancel):
+                        ticket = link.tickets.pop(message.rid, None)
+                        if ticket is not None:
+                            self.batcher.cancel(ticket)
+                messages = await wire.read(reader, frames)
         finally:
             self._gone(link)
 
     def _gone(self, link: _Link) -> None:
         """A front end disconnected: drop its queued work and free the slots it held."""
         self.links.pop(link.pid, None)
-        for ticket in list(link.tickets.values()):
+        for ticket in link.tickets.values():
             self.batcher.cancel(ticket)
         freed = self.ring.reclaim(link.pid)
         if freed or link.tickets:
@@ -176,44 +186,56 @@ class Engine:
                 len(link.tickets),
                 freed,
             )
+        link.tickets.clear()
         link.writer.close()
 
     def _submit(self, link: _Link, message: wire.Submit) -> None:
         try:
             if message.model not in self.models:
                 raise errors.NotReady()
-            res = self.batcher.reserve(message.model, len(message.images), message.deadline)
-            ticket = self.batcher.submit(res, list(message.images))
+            tag = (link, message.rid, message.model)
+            ticket = self.batcher.submit(message.model, message.images, message.deadline, tag)
         except errors.ServiceError as err:
             link.send(wire.Failed(message.rid, type(err).__name__))
             return
         link.tickets[message.rid] = ticket
-        ticket.future.add_done_callback(partial(self._answer, link, message, ticket))
 
-    def _answer(
-        self, link: _Link, message: wire.Submit, ticket: Ticket, fut: asyncio.Future[Any]
-    ) -> None:
-        link.tickets.pop(message.rid, None)
-        if fut.cancelled():
+    # -- answers ----------------------------------------------------------------------------
+    def _settled(self, tickets: list[Ticket]) -> None:
+        """The batcher's hand-over (its thread): answer on the event loop, once per batch."""
+        if self._loop is None:
             return
-        exc = fut.exception()
-        if exc is not None:
-            name = type(exc).__name__ if isinstance(exc, errors.ServiceError) else "InferenceFailed"
-            link.send(wire.Failed(message.rid, name))
-            return
-        rows = torch.stack(fut.result()).to(torch.float32)
+        try:
+            self._loop.call_soon_threadsafe(self._answer, tickets)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            log.debug("event loop closed; dropping %d answers", len(tickets))
+
+    def _answer(self, tickets: list[Ticket]) -> None:
+        """One write per front end for the tickets one batch settled."""
+        out: dict[int, tuple[_Link, list[wire.Message]]] = {}
+        for ticket in tickets:
+            link, rid, model = ticket.tag
+            if link.tickets.pop(rid, None) is None:
+                continue  # cancelled, or its front end went away
+            out.setdefault(link.pid, (link, []))[1].append(self._message(ticket, rid, model))
+        for link, messages in out.values():
+            link.send(*messages)
+
+    def _message(self, ticket: Ticket, rid: int, model: str) -> wire.Message:
+        if ticket.output is None:
+            err = ticket.error
+            name = type(err).__name__ if isinstance(err, errors.ServiceError) else "InferenceFailed"
+            return wire.Failed(rid, name)
         started = ticket.started_at or ticket.enqueued_at
         queue_s = started - ticket.enqueued_at
-        self.metrics.queue_wait.labels(model=message.model).observe(queue_s)
+        self.metrics.queue_wait.labels(model=model).observe(queue_s)
         inference_s = (ticket.finished_at or started) - started
-        answer = wire.Answer(
-            message.rid, rows.numpy().tobytes(), int(rows.shape[1]), queue_s, inference_s
-        )
-        link.send(answer)
+        return wire.Answer(rid, ticket.output, queue_s, inference_s)
 
 
 def main(settings: Settings, ring: SlotRing, socket_path: Path) -> int:
-    """The engine process's entry point (forked by the supervisor)."""
+    """The engine process's entry point (forked by the supervisor, which closed the pod's
+    listening sockets in it: the front ends accept, the engine must not hold the ports)."""
     return asyncio.run(Engine(settings, ring, socket_path).serve())
 
 

@@ -12,9 +12,8 @@ from fastapi_offline import FastAPIOffline
 from service.config import Settings
 from service.front import page
 from service.front.errors import install_error_handlers
-from service.front.http.middleware import BodyGuard
+from service.front.http.middleware import BodyGuard, ShedWhenFull
 from service.front.http.routes import router
-from service.front.http.shed import ShedWhenFull
 from service.front.state import Lifecycle
 from service.front.v2 import http as v2_http
 from service.front.v2.grpc_server import GrpcFrontEnd, V2Servicer

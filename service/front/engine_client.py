@@ -31,7 +31,6 @@ class EngineLink:
         self.socket_path = socket_path
         self.on_state = on_state
         self.state = wire.State(ready=False)
-        self.connected = False
         self.lost = False
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, asyncio.Future[wire.Answer]] = {}
@@ -41,10 +40,11 @@ class EngineLink:
         """Connect and read until the engine goes away."""
         reader, self._writer = await self._connect()
         wire.write(self._writer, wire.Hello(os.getpid()))
-        self.connected = True
+        frames = wire.Frames()
         try:
-            while (message := await wire.read(reader)) is not None:
-                self._dispatch(message)
+            while (messages := await wire.read(reader, frames)) is not None:
+                for message in messages:
+                    self._dispatch(message)
         except asyncio.CancelledError:  # this front end is stopping
             self._writer.close()
             raise
@@ -85,7 +85,7 @@ class EngineLink:
 
     # -- requests ---------------------------------------------------------------------------
     def submit(
-        self, model: str, images: list[tuple[int, ...]], deadline: float
+        self, model: str, images: tuple[tuple[int, ...], ...], deadline: float
     ) -> tuple[int, asyncio.Future[wire.Answer]]:
         """Send one request; its id and the future of its answer."""
         if self.lost or self._writer is None:
@@ -93,11 +93,12 @@ class EngineLink:
         rid = next(self._ids)
         fut: asyncio.Future[wire.Answer] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
-        wire.write(self._writer, wire.Submit(rid, model, tuple(images), deadline))
+        wire.write(self._writer, wire.Submit(rid, model, images, deadline))
         return rid, fut
 
     def cancel(self, rid: int) -> None:
-        """The request ended here: the engine drops what it still has queued of it."""
+        """The request ended here: the engine drops what it still has queued of it (and does
+        not answer)."""
         fut = self._pending.pop(rid, None)
         if fut is not None and not fut.done():
             fut.cancel()

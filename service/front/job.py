@@ -2,13 +2,15 @@
 
 A request is one :class:`Job` from admission to answer:
 
-    with served.admit(deadline) as job:            # a slot reserved, or 503/504 at once
-        images = await served.read_images(job, request)
+    with served.admit(deadline) as job:            # a slot reserved, or 503 at once
+        images = await served.read_images(job, request, media)
         result = await job.classify(images, top_k=5, disconnect=...)
 
 and the route renders ``result``. The job holds the request's slots in the shared ring
 (``service/ipc/slots.py``) and gives them back when the block ends, whatever happened. Every
-rejection of a request of this model is counted here once (``sanet_rejected_total``).
+rejection of a request of this model is counted here once (``sanet_rejected_total``). What a
+request uses of its front end (ring, engine link, decode pool, phase) comes in as one
+:class:`FrontEnd`, built by the front end's state (``service/front/state.py``).
 """
 
 from __future__ import annotations
@@ -16,53 +18,92 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from starlette.requests import Request
 
-from model.postprocess import Prediction, labels_for, top_k
+from model.postprocess import Prediction, labels_for, top_k_rows
 from model.preprocess import crop
 from service import errors
+from service.config import Settings
+from service.front.engine_client import EngineLink
 from service.front.http import bodies
 from service.ipc import messages as wire
-from service.ipc.slots import F32_SLOTS
-
-if TYPE_CHECKING:
-    from service.front.state import Lifecycle
+from service.ipc.slots import F32_SLOTS, SlotRing
+from service.memory import LargeDecodeGate
+from service.metrics import Metrics
 
 Disconnect = Callable[[], Awaitable[None]]
 #: how long past its deadline a front end waits for the engine's own verdict on a request
-#: (the engine answers 504 at the deadline itself unless it is stalled)
+#: (a request whose batch formed before its deadline is still answered)
 ENGINE_GRACE_S = 0.5
 
 
-@dataclass(frozen=True)
-class ImageScores:
-    """One image's answer: the full probability vector and its top-k."""
+class Inflight:
+    """Counts this front end's admitted requests, so a drain can wait for them."""
 
-    probabilities: torch.Tensor
-    predictions: list[Prediction]
+    def __init__(self, metrics: Metrics) -> None:
+        self.count = 0
+        self.metrics = metrics
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self.metrics.inflight.inc()
+        self._idle.clear()
+
+    def exit(self) -> None:
+        self.count -= 1
+        self.metrics.inflight.dec()
+        if self.count == 0:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+
+@dataclass(frozen=True)
+class FrontEnd:
+    """What a request uses of its front-end process, passed in (never reached into)."""
+
+    settings: Settings
+    metrics: Metrics
+    ring: SlotRing
+    link: EngineLink
+    pool: Executor
+    decode_gate: LargeDecodeGate
+    inflight: Inflight
+    #: set when the drain begins: body reads in progress stop (503)
+    stopping: asyncio.Event
+    #: draining or stopped: new requests are refused
+    closing: Callable[[], bool]
+    pid: int
 
 
 @dataclass(frozen=True)
 class Classification:
+    """One request's answer: the engine's (n, classes) block and each image's top-k."""
+
     model: str
-    results: list[ImageScores]
+    probabilities: np.ndarray
+    predictions: list[list[Prediction]]
     timing_ms: dict[str, float]
 
 
 class ServedModel:
     """A model the engine serves, as described by the engine, and its request path."""
 
-    def __init__(self, described: dict[str, Any], life: Lifecycle) -> None:
+    def __init__(self, described: dict[str, Any], front: FrontEnd) -> None:
         self.name: str = described["name"]
         self.described = described
-        self.life = life
-        self.settings = life.settings
+        self.front = front
+        self.settings = front.settings
         self.input_shape = tuple(described["input_size"])
         self.labels = labels_for(int(described["num_classes"]))
 
@@ -77,35 +118,32 @@ class ServedModel:
     @contextmanager
     def admit(self, deadline: float, started: float | None = None) -> Iterator[Job]:
         """Admit one request: one slot reserved now (``Job.grow`` for more), or raise why not."""
-        life = self.life
-        job = Job(self, deadline, started or time.monotonic())
+        front = self.front
+        job = Job(self, front, deadline, started or time.monotonic())
         try:
-            if life.closing:
+            if front.closing():
                 raise errors.Draining()
-            if deadline <= time.monotonic():
-                raise errors.DeadlineExceeded()
             job.grow(1)
-            life.inflight.enter()
+            front.inflight.enter()
             try:
                 yield job
             finally:
                 job.end()
-                life.inflight.exit()
+                front.inflight.exit()
         except errors.ServiceError as err:
             if err.reject_reason:
-                life.metrics.rejected.labels(model=self.name, reason=err.reject_reason).inc()
+                front.metrics.rejected.labels(model=self.name, reason=err.reject_reason).inc()
             raise
 
-    async def read_images(self, job: Job, request: Request) -> list[bytes]:
+    async def read_images(self, job: Job, request: Request, media: bodies.Media) -> list[bytes]:
         """The request's encoded images: its body read (bounded), then split by media type."""
-        ctype, params = bodies.media_type(request)
-        s, life = self.settings, self.life
+        s, front = self.settings, self.front
         job.check_deadline()
-        body = await bodies.read_body(request, s.max_body_bytes, job.deadline, life.stopping)
-        if ctype not in (bodies.MULTIPART, bodies.JSON):
-            return bodies.split_images(ctype, params, body, s.max_images_per_request)
+        body = await bodies.read_body(request, s.max_body_bytes, job.deadline, front.stopping)
+        if media.type not in (bodies.MULTIPART, bodies.JSON):
+            return bodies.split_images(media, body, s.max_images_per_request)
         return await asyncio.get_running_loop().run_in_executor(
-            life.pool, bodies.split_images, ctype, params, body, s.max_images_per_request
+            front.pool, bodies.split_images, media, body, s.max_images_per_request
         )
 
 
@@ -114,6 +152,7 @@ class Job:
     """One admitted request: its slots, deadline, engine request and timings."""
 
     served: ServedModel
+    front: FrontEnd
     deadline: float
     started: float
     slots: list[int] = field(default_factory=list)
@@ -122,9 +161,8 @@ class Job:
 
     def grow(self, n: int) -> None:
         """Hold ``n`` slots in all (503 when the ring has too few free)."""
-        ring = self.served.life.ring
         if n > len(self.slots):
-            self.slots += ring.reserve(n - len(self.slots), self.served.life.pid)
+            self.slots += self.front.ring.reserve(n - len(self.slots), self.front.pid)
 
     def tighten(self, deadline: float) -> None:
         """Bring the deadline forward: for protocols whose timeout is inside the body."""
@@ -133,8 +171,8 @@ class Job:
     def end(self) -> None:
         """Give the slots back; the engine drops anything of this request still queued."""
         if self.rid is not None:
-            self.served.life.link.cancel(self.rid)
-        self.served.life.ring.free(self.slots)
+            self.front.link.cancel(self.rid)
+        self.front.ring.free(self.slots)
         self.slots = []
 
     def check_deadline(self) -> None:
@@ -147,22 +185,20 @@ class Job:
         """Decode each image into a slot, have the engine classify them; answered in order.
 
         Decoding runs in the front end's pool even for one small image: Pillow releases the
-        GIL, so the event loop goes on reading requests and refusing the excess at once
-        (decoding on the loop saved CPU but held refusals behind each decode).
+        GIL, so the event loop goes on reading requests and refusing the excess at once.
         """
         self.grow(len(images))
         self.check_deadline()
-        life = self.served.life
         loop = asyncio.get_running_loop()
         t0 = time.monotonic()
         await asyncio.gather(
             *(
-                loop.run_in_executor(life.pool, self._decode, blob, slot)
+                loop.run_in_executor(self.front.pool, self._decode, blob, slot)
                 for blob, slot in zip(images, self.slots, strict=False)
             )
         )
         self.preprocess_s = time.monotonic() - t0
-        return await self._run([(s,) for s in self.slots[: len(images)]], top_k, disconnect)
+        return await self._run(tuple((s,) for s in self.slots[: len(images)]), top_k, disconnect)
 
     async def predict(
         self, arrays: Sequence[np.ndarray], *, top_k: int, disconnect: Disconnect | None = None
@@ -172,45 +208,37 @@ class Job:
             if tuple(a.shape) != self.served.input_shape:
                 raise errors.InvalidParameter(f"input {i} has shape {list(a.shape)}")
         self.grow(F32_SLOTS * len(arrays))
-        ring = self.served.life.ring
-        groups = [
+        groups = tuple(
             tuple(self.slots[i * F32_SLOTS : (i + 1) * F32_SLOTS]) for i in range(len(arrays))
-        ]
+        )
         for group, array in zip(groups, arrays, strict=True):
-            ring.put_f32(group, array)
+            self.front.ring.put_f32(group, array)
         return await self._run(groups, top_k, disconnect)
 
     def _decode(self, blob: bytes, slot: int) -> None:
-        life = self.served.life
-        s = life.settings
+        front = self.front
+        s = front.settings
         t0 = time.perf_counter()
         try:
             crop(
                 blob,
                 max_pixels=s.max_pixels,
-                gate=life.decode_gate,
+                gate=front.decode_gate,
                 jpeg_draft=s.jpeg_draft,
-                out=life.ring.crop(slot),
+                out=front.ring.crop(slot),
             )
         finally:
-            life.metrics.preprocess.observe(time.perf_counter() - t0)
+            front.metrics.preprocess.observe(time.perf_counter() - t0)
 
     async def _run(
-        self, images: list[tuple[int, ...]], k: int, disconnect: Disconnect | None
+        self, images: tuple[tuple[int, ...], ...], k: int, disconnect: Disconnect | None
     ) -> Classification:
-        self.check_deadline()
-        link = self.served.life.link
-        self.rid, fut = link.submit(self.served.name, images, self.deadline)
+        self.rid, fut = self.front.link.submit(self.served.name, images, self.deadline)
         answer = await self._wait(fut, disconnect)
         self.rid = None  # answered: nothing to cancel
-        probs = torch.from_numpy(
-            np.frombuffer(answer.probabilities, dtype=np.float32)
-            .reshape(len(images), answer.num_classes)
-            .copy()
-        )
-        labels = self.served.labels
-        results = [ImageScores(p, top_k(p, k, labels)) for p in probs]
-        return Classification(self.served.name, results, self._timing(answer))
+        block = answer.probabilities
+        predictions = top_k_rows(torch.from_numpy(block), k, self.served.labels)
+        return Classification(self.served.name, block, predictions, self._timing(answer))
 
     async def _wait(
         self, fut: asyncio.Future[wire.Answer], disconnect: Disconnect | None

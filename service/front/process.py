@@ -33,7 +33,6 @@ from service.front.http.listener import backlog_waiting, refuse_new_connections
 from service.front.http.server import GuardedHttpToolsProtocol, server_config
 from service.front.state import Lifecycle
 from service.ipc.slots import SlotRing
-from service.process import set_process_name
 
 log = logging.getLogger(__name__)
 #: a draining front end exits once no connection has been active for this long
@@ -112,7 +111,6 @@ def main(
     settings: Settings, ring: SlotRing, listener: socket.socket, engine_socket: Path, index: int
 ) -> int:
     """The front end's entry point (forked by the supervisor); its exit status."""
-    set_process_name(f"sanet-front-{index}")
     app = create_app(settings, ring, engine_socket)
     server = DrainingServer(server_config(app, settings), app.state.lifecycle)
     server.run(sockets=[listener])

@@ -17,7 +17,7 @@ from pathlib import Path
 from service.config import Settings
 from service.errors import ModelNotFound, NotReady, Unavailable
 from service.front.engine_client import EngineLink
-from service.front.job import ServedModel
+from service.front.job import FrontEnd, Inflight, ServedModel
 from service.ipc import messages as wire
 from service.ipc.slots import SlotRing
 from service.memory import LargeDecodeGate
@@ -33,30 +33,6 @@ class Phase(StrEnum):
     DRAINING = "draining"
     STOPPED = "stopped"
     FAILED = "failed"
-
-
-class Inflight:
-    """Counts this front end's admitted requests, so a drain can wait for them."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self.count = 0
-        self.metrics = metrics
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    def enter(self) -> None:
-        self.count += 1
-        self.metrics.inflight.inc()
-        self._idle.clear()
-
-    def exit(self) -> None:
-        self.count -= 1
-        self.metrics.inflight.dec()
-        if self.count == 0:
-            self._idle.set()
-
-    async def wait_idle(self) -> None:
-        await self._idle.wait()
 
 
 class Lifecycle:
@@ -84,6 +60,19 @@ class Lifecycle:
         #: set when the drain begins: body reads in progress stop (503)
         self.stopping = asyncio.Event()
         self._link_task: asyncio.Task[None] | None = None
+        #: what each request uses of this front end (``service/front/job.py``)
+        self.front = FrontEnd(
+            settings,
+            metrics,
+            ring,
+            self.link,
+            self.pool,
+            self.decode_gate,
+            self.inflight,
+            self.stopping,
+            lambda: self.closing,
+            self.pid,
+        )
 
     @property
     def ready(self) -> bool:
@@ -119,8 +108,8 @@ class Lifecycle:
     def _on_state(self, state: wire.State) -> None:
         for name, described in state.models.items():
             if name not in self.models:
-                self.models[name] = ServedModel(described, self)
-                self.metrics.export_model(name)
+                self.models[name] = ServedModel(described, self.front)
+                self.metrics.zero_rejections(name)
         if state.failed:
             self.phase = Phase.FAILED
         elif state.ready and self.phase is Phase.STARTING:

@@ -1,10 +1,11 @@
 """Control messages between a front end and the engine, over one Unix socket each.
 
 Pixels never travel here (they are in the slot ring, ``service/ipc/slots.py``): a message names
-slots, a model and a deadline, or carries an answer (the probability rows, float32 bytes).
-Framing: a 4-byte little-endian length, then the pickled message. Both ends are processes of
-one tree started by the same supervisor; nothing else can reach the socket (its directory is
-private to the user).
+slots, a model and a deadline, or carries an answer (one float32 (n, classes) block).
+Framing: a 4-byte little-endian length, then the pickled message. Each side reads whatever
+has arrived and decodes every whole frame in it (``Frames``), and writes several messages
+as one buffer (``encode``). Both ends are processes of one tree started by the same
+supervisor; nothing else can reach the socket (its directory is private to the user).
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import pickle
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 _LEN = struct.Struct("<I")
 MAX_MESSAGE = 256 * 2**20
@@ -43,7 +47,9 @@ class Submit:
 
 @dataclass(frozen=True)
 class Cancel:
-    """The request's client went away or its deadline passed: drop what is still queued."""
+    """The request's client went away or its deadline passed: drop what is still queued.
+
+    The engine does not answer it: the front end has already given up on the request."""
 
     rid: int
 
@@ -63,11 +69,10 @@ class State:
 
 @dataclass(frozen=True)
 class Answer:
-    """One request's probability rows (float32, ``n`` x ``num_classes``) and its timings."""
+    """One request's probabilities: one float32 (n, num_classes) block, and its timings."""
 
     rid: int
-    probabilities: bytes
-    num_classes: int
+    probabilities: np.ndarray
     queue_s: float
     inference_s: float
 
@@ -83,21 +88,54 @@ class Failed:
 Message = Hello | Submit | Cancel | State | Answer | Failed
 
 
-async def read(reader: asyncio.StreamReader) -> Message | None:
-    """The next message, or None at the end of the stream (the other process is gone)."""
-    try:
-        head = await reader.readexactly(_LEN.size)
-        (size,) = _LEN.unpack(head)
-        if size > MAX_MESSAGE:
-            raise ValueError(f"control message of {size} bytes")
-        body = await reader.readexactly(size)
-    except (asyncio.IncompleteReadError, ConnectionError):
-        return None
-    message: Message = pickle.loads(body)
-    return message
+class Frames:
+    """Splits a byte stream into messages: ``feed`` what arrived, get every whole one."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[Message]:
+        buf = self._buf
+        buf += data
+        out: list[Message] = []
+        pos = 0
+        while len(buf) - pos >= _LEN.size:
+            (size,) = _LEN.unpack_from(buf, pos)
+            if size > MAX_MESSAGE:
+                raise ValueError(f"control message of {size} bytes")
+            end = pos + _LEN.size + size
+            if end > len(buf):
+                break
+            out.append(pickle.loads(memoryview(buf)[pos + _LEN.size : end]))
+            pos = end
+        del buf[:pos]
+        return out
 
 
-def write(writer: asyncio.StreamWriter, message: Message) -> None:
-    """Queue ``message`` on ``writer`` (the event loop sends it; no await needed)."""
-    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    writer.write(_LEN.pack(len(body)) + body)
+async def read(reader: asyncio.StreamReader, frames: Frames) -> list[Message] | None:
+    """Every message that has arrived (waiting for at least one), or None at the end of the
+    stream (the other process is gone)."""
+    while True:
+        try:
+            data = await reader.read(2**20)
+        except ConnectionError:
+            return None
+        if not data:
+            return None
+        messages = frames.feed(data)
+        if messages:
+            return messages
+
+
+def encode(messages: Iterable[Message]) -> bytes:
+    """Several messages framed into one buffer (one write)."""
+    parts: list[bytes] = []
+    for message in messages:
+        body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        parts += (_LEN.pack(len(body)), body)
+    return b"".join(parts)
+
+
+def write(writer: asyncio.StreamWriter, *messages: Message) -> None:
+    """Queue ``messages`` on ``writer`` in one write (the event loop sends it; no await)."""
+    writer.write(encode(messages))

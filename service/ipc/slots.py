@@ -84,12 +84,10 @@ class SlotRing:
             self.owners[list(slots)] = 0
 
     # -- the engine --------------------------------------------------------------------------
-    def reclaim(self, owner: int, keep: Sequence[int] = ()) -> int:
-        """Free every slot ``owner`` holds but those in ``keep`` (still being computed)."""
+    def reclaim(self, owner: int) -> int:
+        """Free every slot ``owner`` (a front end that went away) holds; how many."""
         with self._locked():
             held = self.owners == owner
-            if keep:
-                held[list(keep)] = False
             count = int(held.sum())
             self.owners[held] = 0
         return count

@@ -1,7 +1,7 @@
 """Live: the rendered CPU Deployment runs as a pod in a real container engine.
 
 The image the Deployment names is built from the Dockerfile; its pod template becomes a
-``docker run`` (testing.engine: user and group, read-only root filesystem, dropped
+``docker run`` (testing.container: user and group, read-only root filesystem, dropped
 capabilities, no privilege escalation, ``/tmp`` as a tmpfs emptyDir, the models claim as a
 read-only bind mount, the spec's env). Only what a one-machine engine cannot take from the
 spec is overridden: the checkpoint (a tiny network the test writes into the models volume),
@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from testing.checkpoints import random_authors_checkpoint
-from testing.engine import build_image, docker_or_skip, pod_run_args
+from testing.container import build_image, docker_or_skip, pod_run_args
 from testing.paths import K8S_DIR, SAMPLES
 from testing.ports import free_port
 from testing.tools import rendered_kind, run_tool

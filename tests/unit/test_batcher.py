@@ -1,181 +1,148 @@
-"""The batcher with fake inference functions: policy, admission, and that every ticket settles."""
+"""The batcher with fake inference functions: its policy, and that every ticket settles."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable
+from typing import Any
 
+import numpy as np
 import pytest
 
-from service.errors import ClientClosed, DeadlineExceeded, QueueFull
-from testing.batching import MODEL, FakeModel, make, occupied, soon, submit
-from testing.waiting import poll
+from service.errors import DeadlineExceeded
+from testing.batching import MODEL, WAIT_S, FakeModel, Harness, answer, occupied
+
+Make = Callable[..., Harness]
 
 
-async def test_idle_worker_dispatches_at_once() -> None:
+async def test_idle_worker_dispatches_at_once(batcher: Make) -> None:
+    h = batcher(FakeModel(), max_delay_s=3600)  # a linger would outlast the bounded wait
+    assert await answer(h.submit([21])) == [42]
+
+
+async def test_requests_accumulate_while_busy_up_to_max_batch(batcher: Make) -> None:
     fake = FakeModel()
-    b = make(fake, max_delay_s=5.0)
-    t0 = time.monotonic()
-    assert await submit(b, [21]).future == [42]
-    assert time.monotonic() - t0 < 4.0  # did not linger for max_delay
-    b.stop(1)
-
-
-async def test_requests_accumulate_while_busy_up_to_max_batch() -> None:
-    fake = FakeModel()
-    b = make(fake, max_batch_size=4)
-    fake.hold()
-    first = submit(b, [0])
-    await fake.busy()
-    rest = [submit(b, [i]) for i in range(1, 7)]
-    assert b.depth(MODEL) == 6
+    h = batcher(fake, max_batch_size=4)
+    first = await occupied(h, fake)
+    rest = [h.submit([i]) for i in range(1, 7)]
+    assert h.batcher.depth(MODEL) == 6
     fake.gate.set()
-    await asyncio.gather(first.future, *(t.future for t in rest))
+    await answer(asyncio.gather(first, *rest))
     assert fake.batches == [[0], [1, 2, 3, 4], [5, 6]]
-    b.stop(1)
 
 
-async def test_partial_batch_after_busy_waits_for_company_until_max_delay() -> None:
+async def test_partial_batch_after_busy_waits_for_company(batcher: Make) -> None:
     fake = FakeModel()
-    b = make(fake, max_batch_size=8, max_delay_s=0.3)
-    fake.hold()
-    first = submit(b, [0])
-    await fake.busy()
-    t_b = time.monotonic()
-    tb = submit(b, [1])
+    h = batcher(fake, max_batch_size=3, max_delay_s=3600)
+    first = await occupied(h, fake)
+    lone = h.submit([1])
     fake.gate.set()  # the worker comes back busy: it lingers for company
-    await first.future
-    tc = submit(b, [2])
-    await asyncio.gather(tb.future, tc.future)
-    assert fake.batches[1] == [1, 2]
-    assert fake.dispatched_at[1] - t_b >= 0.3  # not before the oldest waited max_delay
-    b.stop(1)
+    await answer(first)
+    company = [h.submit([2]), h.submit([3])]  # the batch fills: dispatched at once
+    assert await answer(asyncio.gather(lone, *company)) == [[2], [4], [6]]
+    assert fake.batches[1] == [1, 2, 3]
 
 
-async def test_multi_item_ticket_is_answered_in_order_across_batches() -> None:
+async def test_a_lingering_batch_goes_once_its_oldest_waited_max_delay(batcher: Make) -> None:
     fake = FakeModel()
-    b = make(fake, max_batch_size=2)
-    assert await submit(b, [1, 2, 3, 4, 5]).future == [2, 4, 6, 8, 10]
+    h = batcher(fake, max_batch_size=8, max_delay_s=0.05)
+    first = await occupied(h, fake)
+    lone = h.submit([1])
+    fake.gate.set()
+    assert await answer(lone, "the partial batch after max_delay") == [2]
+    await answer(first)
+    assert fake.batches[1] == [1]
+
+
+async def test_multi_item_ticket_is_one_block_in_order_across_batches(batcher: Make) -> None:
+    fake = FakeModel()
+    h = batcher(fake, max_batch_size=2)
+    assert await answer(h.submit([1, 2, 3, 4, 5])) == [2, 4, 6, 8, 10]
     assert all(len(x) <= 2 for x in fake.batches)
-    b.stop(1)
 
 
-async def test_queue_full_is_refused_at_admission_and_reservations_count() -> None:
+async def test_deadline_passed_when_the_batch_forms_is_never_computed(batcher: Make) -> None:
     fake = FakeModel()
-    b = await occupied(fake, max_queue=3)
-    ok = submit(b, [1, 2])
-    with pytest.raises(QueueFull):
-        submit(b, [3, 4])  # all-or-nothing: 2 + 2 > 3
-    held = b.reserve(MODEL, 1, soon())  # admitted, still decoding its image
-    with pytest.raises(QueueFull):
-        b.reserve(MODEL, 1, soon())
+    h = batcher(fake)
+    first = await occupied(h, fake)
+    late = h.submit([7], deadline=time.monotonic() - 1)
     fake.gate.set()
-    assert await ok.future == [2, 4]
-    assert await b.submit(held, [3]).future == [6]
-    b.stop(1)
-
-
-async def test_a_reservation_grows_only_into_free_room_and_is_released() -> None:
-    fake = FakeModel()
-    b = await occupied(fake, max_queue=4)
-    res = b.reserve(MODEL, 1, soon())
-    b.resize(res, 4)
-    with pytest.raises(QueueFull):
-        b.resize(res, 5)
-    with pytest.raises(QueueFull):
-        b.reserve(MODEL, 1, soon())
-    b.release(res)
-    b.release(res)  # idempotent
-    after = submit(b, [1, 2, 3, 4])  # the room came back
-    fake.gate.set()
-    assert await after.future == [2, 4, 6, 8]
-    b.stop(1)
-
-
-async def test_deadline_in_queue_fails_and_is_never_computed() -> None:
-    fake = FakeModel()
-    b = await occupied(fake)
-    late = submit(b, [7], time.monotonic() + 0.1)
     with pytest.raises(DeadlineExceeded):
-        await late.future  # while the worker is still held
-    assert b.depth(MODEL) == 0
-    fake.gate.set()
-    assert await submit(b, [1]).future == [2]
+        await answer(late)
+    await answer(first)
+    assert await answer(h.submit([1])) == [2]
     assert [7] not in fake.batches
-    with pytest.raises(DeadlineExceeded):
-        submit(b, [1], time.monotonic() - 1)
-    b.stop(1)
 
 
-async def test_cancelled_ticket_is_dropped_before_the_model() -> None:
+async def test_cancelled_ticket_is_dropped_before_the_model_and_not_answered(
+    batcher: Make,
+) -> None:
     fake = FakeModel()
-    b = await occupied(fake)
-    gone = submit(b, [9])
-    b.cancel(gone)
-    with pytest.raises(ClientClosed):
-        await gone.future
+    h = batcher(fake)
+    first = await occupied(h, fake)
+    gone = h.submit([9])
+    h.cancel(gone)
+    assert h.batcher.depth(MODEL) == 0
     fake.gate.set()
-    assert await submit(b, [1]).future == [2]
+    await answer(first)
+    assert await answer(h.submit([1])) == [2]  # answered after the cancel: it was dropped
+    assert not gone.done()
     assert all(9 not in batch for batch in fake.batches)
-    b.stop(1)
 
 
-async def test_models_on_one_device_share_the_worker_oldest_first() -> None:
+async def test_models_on_one_device_share_the_worker_oldest_first(batcher: Make) -> None:
     fake = FakeModel()
     order: list[str] = []
 
-    def model_a(p: list[int]) -> Sequence[int]:
+    def model_a(p: list[int]) -> np.ndarray:
         order.append("a")
         return fake(p)
 
-    def model_c(p: list[int]) -> Sequence[int]:
+    def model_c(p: list[int]) -> np.ndarray:
         order.append("c")
-        return [x * 3 for x in p]
+        return np.asarray(p) * 3
 
-    b = make(model_a, max_batch_size=8)
-    b.add_model("c", model_c)
-    fake.hold()
-    submit(b, [0])
-    await fake.busy()
-    tc = submit(b, [1], model="c")
-    ta = submit(b, [1])
+    h = batcher(model_a, max_batch_size=8)
+    h.add_model("c", model_c)
+    first = await occupied(h, fake)
+    tc = h.submit([1], model="c")
+    ta = h.submit([1])
     fake.gate.set()
-    assert await tc.future == [3]
-    assert await ta.future == [2]
+    assert await answer(asyncio.gather(first, tc, ta)) == [[0], [3], [2]]
     assert order == ["a", "c", "a"]  # c's request is older than a's second one
-    assert b.alive
-    b.stop(1)
+    assert h.batcher.alive
 
 
-async def test_every_ticket_gets_its_own_results_under_load() -> None:
-    b = make(lambda p: [x * 2 for x in p], max_batch_size=8, max_queue=10_000)
+async def test_every_ticket_gets_its_own_rows_under_load(batcher: Make) -> None:
+    h = batcher(lambda p: np.asarray(p) * 2, max_batch_size=8)
     rng = random.Random(0)
     sizes = [rng.randint(1, 5) for _ in range(300)]
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
-    spans = list(zip(starts, sizes, strict=True))
-    tickets = [submit(b, list(range(s, s + n))) for s, n in spans]
-    results = await asyncio.gather(*(t.future for t in tickets))
+    futures = [h.submit(list(range(s, s + n))) for s, n in zip(starts, sizes, strict=True)]
+    results = await answer(asyncio.gather(*futures))
     for s, n, r in zip(starts, sizes, results, strict=True):
         assert r == [2 * x for x in range(s, s + n)]
-    b.stop(1)
 
 
-async def test_idle_hook_runs_once_per_busy_spell_without_the_lock() -> None:
-    calls: list[int] = []
+async def test_idle_hook_runs_once_per_spell_of_work_without_the_lock(batcher: Make) -> None:
     fake = FakeModel()
+    seen: list[int] = []  # how many batches had run at each call
+    called = threading.Semaphore(0)
+    holder: dict[str, Any] = {}
 
-    def hook() -> None:  # admissions must go on while it runs
-        calls.append(b.reserve(MODEL, 1, soon()).n)
+    def hook() -> None:
+        seen.append(len(fake.batches))
+        if len(seen) == 1:  # a submit takes the lock: the hook runs without it
+            holder["again"] = holder["h"].batcher.submit(MODEL, [5], time.monotonic() + 60)
+        called.release()
 
-    b = make(fake, on_idle=hook, idle_s=0.05)
-    await asyncio.sleep(0.2)
-    assert calls == []  # idle from the start: nothing to give back yet
-    assert await submit(b, [1]).future == [2]
-    await asyncio.to_thread(poll, lambda: len(calls) == 1, 5, "the idle hook")
-    await asyncio.sleep(0.2)
-    assert len(calls) == 1  # once per spell of work, not every idle_s
-    assert await submit(b, [2]).future == [4]
-    await asyncio.to_thread(poll, lambda: len(calls) == 2, 5, "the idle hook again")
-    b.stop(1)
+    h = holder["h"] = batcher(fake, on_idle=hook, idle_s=0.01)
+    assert await answer(h.submit([1])) == [2]
+    for spell in (1, 2):
+        if not await asyncio.to_thread(called.acquire, True, WAIT_S):
+            raise AssertionError(f"the idle hook after spell {spell} never ran")
+    assert seen == [1, 2]  # not at the start (no work yet), once after each spell
+    assert holder["again"].output.tolist() == [10]

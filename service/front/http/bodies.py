@@ -7,7 +7,7 @@ import base64
 import binascii
 import json
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from python_multipart import MultipartParser
 from python_multipart.exceptions import MultipartParseError
@@ -90,14 +90,22 @@ async def _read(request: Request, limit: int) -> bytes:
     return bytes(buf)
 
 
-def media_type(request: Request) -> tuple[str, dict[bytes, bytes]]:
-    raw = request.headers.get("content-type", "")
-    ctype, params = parse_options_header(raw)
-    return ctype.decode("latin-1").lower(), params
+class Media(NamedTuple):
+    """A request's Content-Type, parsed once: the lower-case type and its parameters."""
+
+    type: str
+    params: dict[bytes, bytes]
 
 
-def check_media_type(ctype: str) -> None:
-    """415 before reading a body that could never be parsed."""
+def media_type(request: Request) -> Media:
+    """The request's media type, or 415 before reading a body that could never be parsed."""
+    ctype, params = parse_options_header(request.headers.get("content-type", ""))
+    media = Media(ctype.decode("latin-1").lower(), params)
+    _check_media_type(media.type)
+    return media
+
+
+def _check_media_type(ctype: str) -> None:
     if ctype not in RAW_TYPES and ctype not in (MULTIPART, JSON):
         raise errors.UnsupportedMediaType(
             f"unsupported Content-Type {ctype[:64]!r}; accepted: {', '.join(IMAGE_TYPES)}, "
@@ -106,13 +114,11 @@ def check_media_type(ctype: str) -> None:
         )
 
 
-def split_images(
-    ctype: str, params: dict[bytes, bytes], body: bytes, max_images: int
-) -> list[bytes]:
+def split_images(media: Media, body: bytes, max_images: int) -> list[bytes]:
     """The encoded images of a body, in request order (decoding happens later)."""
-    if ctype == MULTIPART:
-        images = _multipart_files(body, params.get(b"boundary", b""), max_images)
-    elif ctype == JSON:
+    if media.type == MULTIPART:
+        images = _multipart_files(body, media.params.get(b"boundary", b""), max_images)
+    elif media.type == JSON:
         images = _json_images(body, max_images)
     else:
         images = [body]

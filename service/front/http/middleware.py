@@ -1,5 +1,6 @@
-"""An answer the client can read, and connections that close when they should (ASGI middleware).
+"""The front end's own ASGI middleware: answers the client can read, refusals before routing.
 
+``BodyGuard``: an answer the client can read, and connections that close when they should.
 A client without ``Expect: 100-continue`` (urllib, requests, most SDKs) writes its whole body
 before it reads the answer. If the server answers early (413, 415, 401, 503 while draining)
 and closes with the body unread, the client's send fails with a reset and it never sees the
@@ -15,6 +16,13 @@ middleware
 It skips the discard when it cannot help: the client waits for ``100 Continue`` (it sends
 nothing more), the declared length is beyond the bound, or the answer is 408 (a slow client).
 While the service drains, every answer is marked ``Connection: close``.
+
+``ShedWhenFull``: just inside the request metrics, for ``/classify`` and v2 ``infer`` of a
+served model, when the slot ring has no free slot, it answers 503 ``queue_full`` (with
+``Retry-After``) without routing, dependencies or validation, so that under overload a
+refusal costs as little of the CPU the admitted requests need as the HTTP parse allows.
+When a slot looks free the request goes on, and admission (``ServedModel.admit``) decides
+for real; the few that this check lets through at the edge are refused there.
 """
 
 from __future__ import annotations
@@ -24,6 +32,11 @@ import time
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.errors import QueueFull
+from service.front.errors import error_response
+from service.ipc.slots import SlotRing
+from service.metrics import NO_MODEL, Metrics, RouteOf
 
 
 class _Body:
@@ -110,3 +123,23 @@ _CLOSE = (b"connection", b"close")
 
 def _without_connection(message: Message) -> list[tuple[bytes, bytes]]:
     return [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"connection"]
+
+
+class ShedWhenFull:
+    """Refuse at once when the ring is full (see the module docstring)."""
+
+    def __init__(
+        self, app: ASGIApp, *, ring: SlotRing, metrics: Metrics, route_of: RouteOf
+    ) -> None:
+        self.app, self.ring, self.metrics, self.route_of = app, ring, metrics, route_of
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and self.ring.full():
+            route = self.route_of(scope)
+            if route is not None and route[1] != NO_MODEL:
+                protocol, model = route
+                err = QueueFull()
+                self.metrics.rejected.labels(model=model, reason=err.reject_reason).inc()
+                await error_response(err, v2=protocol == "v2_http")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -47,10 +47,10 @@ async def classify(
     """Classify one image (raw body), several (multipart ``file`` parts) or base64 JSON."""
     start = time.monotonic()
     served = life.model(model_name)
-    bodies.check_media_type(bodies.media_type(request)[0])
+    media = bodies.media_type(request)
     deadline = start + (timeout_ms or life.settings.timeout_ms) / 1000
     with served.admit(deadline, start) as job:
-        images = await served.read_images(job, request)
+        images = await served.read_images(job, request, media)
         result = await job.classify(images, top_k=top_k, disconnect=lambda: disconnected(request))
     return _render(result)
 
@@ -62,10 +62,10 @@ def _render(result: Classification) -> ClassifyResponse:
             ImageResult(
                 predictions=[
                     Prediction(class_index=p.class_index, label=p.label, probability=p.probability)
-                    for p in scores.predictions
+                    for p in predictions
                 ]
             )
-            for scores in result.results
+            for predictions in result.predictions
         ],
         timing_ms=result.timing_ms,
     )

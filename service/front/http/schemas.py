@@ -51,9 +51,6 @@ class ModelInfo(BaseModel):
     engine: dict[str, Any] | None = Field(None, description="model.EngineReport: auto, int8, bf16")
     batching: BatchingInfo
     input_size: list[int]
-    gpu_decode: dict[str, Any] | None = Field(
-        None, description="SANET_GPU_DECODE: mode, whether active, and why (docs/model.md)."
-    )
 
 
 class ModelsResponse(BaseModel):

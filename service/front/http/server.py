@@ -176,8 +176,8 @@ def guarded_protocol(
 def server_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Config:
     """The uvicorn config of the service: one worker, guarded httptools, the settings' limits.
 
-    ``overrides`` (e.g. ``port``) win; the CLI and the tests' in-thread server both use this,
-    so tests run the limits production runs.
+    ``overrides`` (e.g. ``port``) win; every front-end process and the tests' in-thread
+    servers (``testing/servers.py``) use this, so tests run the limits production runs.
     """
     options: dict[str, Any] = {
         "host": settings.host,

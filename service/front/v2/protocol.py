@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from service.errors import InvalidParameter, ModelNotFound, TooManyImages
 from service.front.job import Classification, Disconnect, Job, ServedModel
@@ -146,10 +145,9 @@ def _render(o: RequestedOutput, result: Classification, binary_default: bool) ->
     binary = binary_default if o.binary is None else o.binary
     if o.classification:
         rows = [
-            [f"{p.probability:f}:{p.class_index}:{p.label}".encode() for p in s.predictions]
-            for s in result.results
+            [f"{p.probability:f}:{p.class_index}:{p.label}".encode() for p in predictions]
+            for predictions in result.predictions
         ]
         array = np.array(rows, dtype=np.object_).reshape(len(rows), o.classification)
         return OutputTensor(PROBABILITIES, "BYTES", array, binary)
-    probs = torch.stack([s.probabilities for s in result.results]).numpy().astype(np.float32)
-    return OutputTensor(PROBABILITIES, "FP32", probs, binary)
+    return OutputTensor(PROBABILITIES, "FP32", result.probabilities, binary)

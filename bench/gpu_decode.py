@@ -1,4 +1,5 @@
-"""GPU JPEG decode: decode + resize + crop a batch of JPEG bodies on the GPU (uint8 NHWC).
+"""An experiment, not in the service: decode + resize + crop a batch of JPEG bodies on the GPU
+(measured by ``bench/tests/test_gpu_decode_cuda.py``; docs/model.md says what wiring it in takes).
 
 Packages, first found wins: nvImageCodec (``nvidia.nvimgcodec``, PyPI
 ``nvidia-nvimgcodec-cu12``/``-cu13``), TorchCodec (>= 0.16, ``torchcodec.decoders.decode_jpeg``)
@@ -31,10 +32,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from model.errors import GpuDecodeError
+from model.errors import EngineError
 from model.preprocess import CROP, RESIZE, crop, resized_size
 
 log = logging.getLogger(__name__)
+
+
+class GpuDecodeError(EngineError):
+    """GPU JPEG decoding was asked for but cannot run here (no GPU, no decoder package) or
+    its output is too far from the CPU transform (the fidelity gate refused it)."""
+
 
 MODES = ("auto", "on", "off")
 #: (name shown to users, importable module, what to pip install)
@@ -145,7 +152,7 @@ def pillow_decode(datas: Sequence[bytes]) -> list[torch.Tensor]:
     return out
 
 
-def resize_crop(image: torch.Tensor, resize: int = RESIZE, size: int = CROP) -> torch.Tensor:
+def gpu_resize_crop(image: torch.Tensor, resize: int = RESIZE, size: int = CROP) -> torch.Tensor:
     """uint8 (3, H, W) -> uint8 (size, size, 3): shorter side to ``resize`` (bilinear,
     antialiased, as Pillow's), then the centered crop, on ``image``'s device."""
     _, h, w = image.shape
@@ -180,7 +187,7 @@ def decode_batch(datas: Sequence[bytes], decode: Decode) -> torch.Tensor:
     rows = []
     for i, data in enumerate(datas):
         if i in decoded:
-            rows.append(resize_crop(decoded[i]))
+            rows.append(gpu_resize_crop(decoded[i]))
         else:
             rows.append(torch.from_numpy(crop(data)))
     device = rows[0].device if decoded else torch.device("cpu")

@@ -10,8 +10,7 @@ import logging
 import pytest
 import torch
 
-from model import compile_model
-from model.gpu_decode import (
+from bench.gpu_decode import (
     configure,
     decode_batch,
     decoder,
@@ -21,6 +20,7 @@ from model.gpu_decode import (
     resolve_mode,
     time_paths,
 )
+from model import compile_model
 from testing.checkpoints import separating_net
 from testing.paths import SAMPLES
 

@@ -10,18 +10,18 @@ import pytest
 import torch
 from PIL import Image
 
-from model import GpuDecodeError, ModelError, compile_model
-from model.gpu_decode import (
+from bench.gpu_decode import (
+    GpuDecodeError,
     decode_batch,
     find_package,
     gate,
+    gpu_resize_crop,
     held_out_jpegs,
     pillow_decode,
-    resize_crop,
     resolve_mode,
 )
+from model import ModelError, compile_model
 from model.preprocess import crop
-from service.config import Settings
 from testing.checkpoints import random_net
 from testing.paths import SAMPLES
 
@@ -84,15 +84,9 @@ def test_unknown_mode() -> None:
         resolve_mode("sometimes", "cuda")
 
 
-def test_setting_defaults_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert Settings().gpu_decode == "off"
-    monkeypatch.setenv("SANET_GPU_DECODE", "auto")
-    assert Settings().gpu_decode == "auto"
-
-
 def test_resize_crop_is_close_to_pillow(jpegs: list[bytes]) -> None:
     for data, decoded in zip(jpegs, pillow_decode(jpegs), strict=True):
-        ours = resize_crop(decoded).numpy().astype(np.int16)
+        ours = gpu_resize_crop(decoded).numpy().astype(np.int16)
         ref = crop(data).astype(np.int16)
         assert ours.shape == ref.shape == (224, 224, 3)
         diff = np.abs(ours - ref)
@@ -127,7 +121,7 @@ def test_gate_refuses_an_unfaithful_decode(separating: object, jpegs: list[bytes
 def test_configure_without_a_gpu(separating: object, jpegs: list[bytes]) -> None:
     if torch.cuda.is_available() and find_package() is not None:
         pytest.skip("this machine can decode on the GPU")
-    from model.gpu_decode import configure
+    from bench.gpu_decode import configure
 
     off = configure("auto", "cuda", separating, jpegs)  # type: ignore[arg-type]
     assert off.decode is None and not off.choice.enabled and "CUDA device" in off.choice.reason

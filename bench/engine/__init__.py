@@ -1,0 +1,1 @@
+"""Benchmarks of the engine process alone (no HTTP, no decode)."""
