@@ -62,12 +62,21 @@ def host_owned(name: str) -> bool:
 
 
 def local(name: str) -> bool:
-    """Installed from a folder (this project's editable install): the host runs the tree."""
+    """This project, or anything installed from a folder: the host runs the tree."""
+    if canonical(name) == canonical(_project_name()):
+        return True
     try:
         text = md.distribution(name).read_text("direct_url.json")
     except md.PackageNotFoundError:
         return False
     return text is not None and "dir_info" in json.loads(text)
+
+
+def _project_name() -> str:
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    return str(tomllib.loads(pyproject.read_text())["project"]["name"])
 
 
 def server_modules() -> list[str]:

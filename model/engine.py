@@ -13,7 +13,7 @@ import importlib.util
 import logging
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -21,7 +21,6 @@ from torch import nn
 
 from model.autoselect import Candidate, Choice, Timer, choose, decision_path
 from model.compile import (
-    AUTO_BACKEND,
     BF16_CPU_BACKENDS,
     CompiledModel,
     compile_model,
@@ -112,29 +111,29 @@ def build_engine(
     device = resolve_device(device)
     key = cache_key or make_cache_key(_arch(net), weights_sha256)
     opts = EngineOptions(
-        threads,
-        cache_dir,
-        key,
-        calibration_dir,
-        int8_min_agreement,
-        max_batch_size,
-        bf16_min_agreement=bf16_min_agreement,
+        threads, cache_dir, key, calibration_dir, int8_min_agreement, max_batch_size
     )
-    if precision == "int8":
-        engine = _int8(net, backend, device, opts)
-    elif precision == "bf16" and device == "cpu":
-        engine = _bf16_cpu(net, backend, opts, timer)
-    elif backend == "auto" and device == "cpu":
-        engine = _auto_cpu(net, precision, opts, timer)
-    elif backend == "auto":
-        engine = _auto_cuda(net, precision, opts, timer)
-    else:
-        fixed = AUTO_BACKEND[device] if backend == "auto" else backend
-        compiled = _compile(net, fixed, device, precision, opts)
-        engine = EngineBuild(compiled, EngineReport(fixed, precision, device, backend))
+    opts = replace(opts, bf16_min_agreement=bf16_min_agreement)
+    engine = _route(net, backend, precision, device, opts, timer)
     engine.report.build_s = round(time.perf_counter() - t0, 3)
     log.info("engine: %s", engine.report.as_dict())
     return engine
+
+
+def _route(
+    net: nn.Module, backend: str, precision: str, device: str, opts: EngineOptions, timer: Timer
+) -> EngineBuild:
+    """The build path for this precision, device and backend."""
+    if precision == "int8":
+        return _int8(net, backend, device, opts)
+    if precision == "bf16" and device == "cpu":
+        return _bf16_cpu(net, backend, opts, timer)
+    if backend == "auto" and device == "cpu":
+        return _auto_cpu(net, precision, opts, timer)
+    if backend == "auto":
+        return _auto_cuda(net, precision, opts, timer)
+    compiled = _compile(net, backend, device, precision, opts)
+    return EngineBuild(compiled, EngineReport(backend, precision, device, backend))
 
 
 def _arch(net: nn.Module) -> str:

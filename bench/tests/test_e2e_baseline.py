@@ -65,11 +65,9 @@ def test_baseline_answers_as_sanet_serve_and_the_bench_runs(
     }
     assert all(r["ok"] > 0 and not r["errors"] for r in result["runs"])
     assert all(r["memory_after"]["rss_mb"] > 0 for r in result["runs"])
-    same = next(
-        c
-        for c in result["comparisons"]
-        if c["against"] == "same engine" and c["config"] == "sanet-fp32"
-    )
+    same = {(c["config"], c["against"]): c for c in result["comparisons"]}[
+        "sanet-fp32", "same engine"
+    ]
     assert same["throughput_baseline"] == same["p50_baseline"] == "baseline-openvino"
     run = {(r["config"], r["level"]): r for r in result["runs"]}  # one round: no median
     ours, theirs = run["sanet-fp32", 2], run["baseline-openvino", 2]  # throughput: top level

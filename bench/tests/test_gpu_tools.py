@@ -13,6 +13,7 @@ import pytest
 
 from bench.gpu_summary import best_route, pytest_row, summary
 from bench.gpu_wheels import host_owned, wheel_files, wheel_set
+from testing.paths import REPO
 
 
 def test_wheel_set_is_what_the_server_imports_at_the_locked_versions() -> None:
@@ -44,7 +45,8 @@ def test_preflight_names_what_is_missing(tmp_path: Path) -> None:
     shim = tmp_path / "uvicorn"
     shim.mkdir()
     (shim / "__init__.py").write_text("raise ImportError('shim', name='uvicorn')\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ["PYTHONPATH"]])}
+    path = [str(tmp_path), str(REPO), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path))}
     cmd = [sys.executable, "-m", "bench.gpu_check", "--device", "cuda"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     lines = done.stdout.strip().splitlines()

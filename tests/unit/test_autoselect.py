@@ -161,7 +161,7 @@ def test_build_engine_serves_with_the_candidates_that_build(
 ) -> None:
     """The real CPU auto path with a candidate forced to fail (an engine name that cannot
     compile): the service's build_engine still returns a working engine."""
-    monkeypatch.setattr(engine, "available_cpu_backends", lambda: ["torchscript", "no-such"])
+    monkeypatch.setattr(engine, "available_cpu_backends", lambda _p: ["torchscript", "no-such"])
     net = random_init("sanet_tiny")
     compiled, report = build_engine(net, "auto", device="cpu", max_batch_size=2)
     assert report.backend == compiled.backend == "torchscript"
