@@ -80,6 +80,11 @@ class DrainingServer(uvicorn.Server):
 
     async def _stop_accepting(self, deadline: float) -> None:
         """Stop taking connections without resetting one (the module docstring, step 2)."""
+        # The listener is the pod's, shared by every front end: it stops taking connections
+        # only once no front end holds admitted work (a slot), so those still draining go on
+        # answering new connections with 503 meanwhile.
+        while self.lifecycle.ring.used() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
         if all(refuse_new_connections(s) for s in self._listeners):
             await asyncio.sleep(SETTLE_S)  # meanwhile the loop accepts what lands
             while any(backlog_waiting(s) for s in self._listeners):
