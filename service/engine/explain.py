@@ -51,6 +51,9 @@ class EngineExplainer:
 
     def __init__(self, spec: ModelSpec, settings: Settings, ring: SlotRing, device: str) -> None:
         self.spec, self.settings, self.ring, self.device = spec, settings, ring, device
+        #: the engine may drop torch to one thread once loaded (its models run in their own
+        #: pools); an explanation runs in torch, so on the CPU it takes the cores back
+        self.threads = settings.threads or torch.get_num_threads()
         self._explainer: Explainer | None = None
         self._lock = threading.Lock()
 
@@ -73,6 +76,16 @@ class EngineExplainer:
         """The batcher's infer_fn for the explanation lane: one record per payload."""
         explainer = self.load()
         out = np.zeros(len(payloads), dtype=record_dtype(explainer.num_classes))
+        before = torch.get_num_threads()
+        if self.device == "cpu" and before < self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            self._explain(explainer, payloads, out)
+        finally:
+            torch.set_num_threads(before)
+        return out
+
+    def _explain(self, explainer: Explainer, payloads: Sequence[Payload], out: np.ndarray) -> None:
         crops = torch.from_numpy(self.ring.pixels[[p.slot for p in payloads]])
         batch = normalize(crops.to(self.device))
         for method in {p.method for p in payloads}:
@@ -80,7 +93,6 @@ class EngineExplainer:
             done = explainer.explain(batch[rows], method, [payloads[i].target for i in rows])
             for i, e in zip(rows, done, strict=True):
                 out[i] = (e.probabilities.cpu().numpy(), e.heatmap.cpu().numpy(), e.target)
-        return out
 
 
 def payloads(message: wire.Submit) -> list[Payload]:
