@@ -197,6 +197,18 @@ class Settings(BaseSettings):
     discard_timeout_s: float = Field(
         default=2.0, ge=0, description="Longest that discarding an unread body may take."
     )
+    explain: Literal["off", "lazy", "eager"] = Field(
+        default="lazy",
+        description="Explanations (POST /explain): off; lazy, the fp32 network they need is "
+        "loaded by the first one; eager, at start (docs/model.md gives its memory).",
+    )
+    explain_queue: int = Field(
+        default=4,
+        ge=1,
+        description="Most images waiting in each model's explanation lane (also the most in "
+        "one explanation request); then 503 queue_full. Explanations run only when no "
+        "classification waits, one image at a time.",
+    )
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="Comma list of accepted API keys; empty disables auth.",

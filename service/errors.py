@@ -65,6 +65,11 @@ class MethodNotAllowed(ServiceError):
     status_code, code, default_message = 405, "method_not_allowed", "method not allowed"
 
 
+class ExplainDisabled(ServiceError):
+    status_code, code = 501, "explain_disabled"
+    default_message = "explanations are off for this model (SANET_EXPLAIN, or the null backend)"
+
+
 class RequestTimeout(ServiceError):
     """The body did not arrive before the request's deadline (a slow or stalled upload)."""
 

@@ -270,18 +270,23 @@ class RequestMetricsMiddleware:
 
 
 _V2_INFER = re.compile(r"/v2/models/([^/]+)(?:/versions/[^/]+)?/infer")
+_V1_EXPLAIN = re.compile(r"/v1/models/([^/]+):explain")
 
 
 def request_route(default: str, served: set[str]) -> RouteOf:
-    """``route_of`` for the HTTP front ends: /classify names its model in the ``model``
-    query parameter (else the default), v2 infer in its path."""
+    """``route_of`` for the HTTP front ends: /classify and /explain name their model in the
+    ``model`` query parameter (else the default), v2 infer and v1 explain in the path. The
+    protocol label tells explanations (``explain``, ``v1_explain``) from classifications."""
 
     def route_of(scope: Scope) -> tuple[str, str] | None:
         path = scope["path"]
-        if path == "/classify":
+        if path in ("/classify", "/explain"):
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             name = (query.get("model") or [""])[-1] or default
-            return "classify", name if name in served else NO_MODEL
+            return path[1:], name if name in served else NO_MODEL
+        v1 = _V1_EXPLAIN.fullmatch(path) if path.startswith("/v1/") else None
+        if v1 is not None:
+            return "v1_explain", v1.group(1) if v1.group(1) in served else NO_MODEL
         v2 = _V2_INFER.fullmatch(path) if path.startswith("/v2/") else None
         if v2 is not None:
             return "v2_http", v2.group(1) if v2.group(1) in served else NO_MODEL

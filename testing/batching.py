@@ -60,8 +60,10 @@ class Harness:
         self.batcher.start()
         self.fakes = [fn] if isinstance(fn, FakeModel) else []
 
-    def add_model(self, model: str, fn: Callable[[list[Any]], Any]) -> None:
-        self.batcher.add_model(model, fn)
+    def add_model(
+        self, model: str, fn: Callable[[list[Any]], Any], bound: int | None = None
+    ) -> None:
+        self.batcher.add_model(model, fn, bound)
         if isinstance(fn, FakeModel):
             self.fakes.append(fn)
 

@@ -1,17 +1,18 @@
-"""Dynamic batching: one inference thread per device, one queue per model it serves.
+"""Dynamic batching: one inference thread per device, one queue (lane) per model it serves.
 
 Policy. When the worker is idle and an item is queued, it dispatches at once. While it is busy,
-items accumulate; when it comes back it takes up to ``max_batch_size`` items of the model whose
+items accumulate; when it comes back it takes up to ``max_batch_size`` items of the lane whose
 oldest item waited longest and, if the batch is not full, lingers for more only until that item
 has waited ``max_delay_s``. Items whose deadline passed when the batch forms, or whose request
-was cancelled, never reach the model.
+was cancelled, never reach the model. A side lane (``add_model(..., bound=n)``: explanations)
+holds at most ``n`` items, refuses more at once (``QueueFull``), runs one item per batch and
+only when no other lane waits, so it delays the other lanes by one item at most.
 
-Admission is not decided here: a request was admitted when its front end reserved its slots
-in the ring (``service/ipc/slots.py``), so ``submit`` only refuses when no worker can take it
-(stopping or dead). The batcher calls an injected ``infer_fn(payloads) -> outputs`` per model,
-where ``outputs`` is one array whose first axis has one entry per payload, and hands every
-finished ticket to ``on_settled`` from the thread that finished it, one call per batch. It
-knows nothing of HTTP, sockets or metrics; one lock (``self._cond``) guards every queue.
+Admission is otherwise decided by the slot ring (``service/ipc/slots.py``): ``submit`` refuses
+when no worker can take the request (stopping or dead). The batcher calls an injected
+``infer_fn(payloads) -> outputs`` per lane (one array, one entry per payload) and hands every
+finished ticket to ``on_settled``, one call per batch. No HTTP, sockets or metrics here; one
+lock (``self._cond``) guards every queue.
 """
 
 from __future__ import annotations
@@ -26,7 +27,15 @@ from typing import Any
 
 import numpy as np
 
-from service.errors import DeadlineExceeded, Draining, InferenceFailed, OutputMismatch, Unavailable
+from service.engine.tickets import Item, Ticket, deliver
+from service.errors import (
+    DeadlineExceeded,
+    Draining,
+    InferenceFailed,
+    OutputMismatch,
+    QueueFull,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,37 +43,11 @@ InferFn = Callable[[list[Any]], np.ndarray]
 
 
 @dataclass(eq=False)
-class Ticket:
-    """One request: ``n`` payloads answered together as one block, in order.
-
-    Settled once: ``output`` (the ``n`` rows) or ``error``. ``tag`` is the caller's (who to
-    answer); the batcher never reads it.
-    """
-
-    n: int
-    deadline: float  # time.monotonic()
-    tag: Any = None
-    enqueued_at: float = field(default_factory=time.monotonic)
-    started_at: float | None = None  # first of its items handed to infer_fn
-    finished_at: float | None = None
-    output: np.ndarray | None = None
-    error: BaseException | None = None
-    settled: bool = False
-    _parts: list[np.ndarray] = field(default_factory=list)
-    _pending: int = 0
-
-
-@dataclass(eq=False)
-class _Item:
-    ticket: Ticket
-    payload: Any
-
-
-@dataclass(eq=False)
 class _Lane:
     model: str
     infer_fn: InferFn
-    queue: deque[_Item] = field(default_factory=deque)
+    bound: int | None = None  # a side lane: at most this many items queued
+    queue: deque[Item] = field(default_factory=deque)
 
 
 class Batcher:
@@ -94,10 +77,11 @@ class Batcher:
         self._stopping = False
         self._dead = False
 
-    def add_model(self, model: str, infer_fn: InferFn) -> None:
-        """Serve ``model`` on this device: its own queue, batches computed by ``infer_fn``."""
+    def add_model(self, model: str, infer_fn: InferFn, bound: int | None = None) -> None:
+        """Serve ``model`` (a lane name) here: its own queue, batches computed by ``infer_fn``;
+        ``bound``: a side lane of at most that many queued items."""
         with self._cond:
-            self._lanes[model] = _Lane(model, infer_fn)
+            self._lanes[model] = _Lane(model, infer_fn, bound)
 
     def depth(self, model: str) -> int:
         """Items of ``model`` waiting in the queue (not counting the batch being computed)."""
@@ -138,7 +122,10 @@ class Batcher:
                 raise Draining()
             if not self.alive:
                 raise Unavailable()
-            self._lanes[model].queue.extend(_Item(ticket, p) for p in payloads)
+            lane = self._lanes[model]
+            if lane.bound is not None and len(lane.queue) + len(payloads) > lane.bound:
+                raise QueueFull()
+            lane.queue.extend(Item(ticket, p) for p in payloads)
             self._cond.notify()
         return ticket
 
@@ -175,7 +162,7 @@ class Batcher:
 
     # -- the worker thread ------------------------------------------------------------------
     def _run(self) -> None:
-        current: list[_Item] = []
+        current: list[Item] = []
         try:
             busy = False
             while (batch := self._next_batch(busy)) is not None:
@@ -194,10 +181,12 @@ class Batcher:
                 failed += self._fail_queued(Unavailable())
             self._hand_over(failed)
 
-    def _next_batch(self, busy: bool) -> tuple[_Lane, list[_Item], list[Ticket]] | None:
+    def _next_batch(self, busy: bool) -> tuple[_Lane, list[Item], list[Ticket]] | None:
         with self._cond:
             while True:
                 waiting = [lane for lane in self._lanes.values() if lane.queue]
+                main = [lane for lane in waiting if lane.bound is None]
+                waiting = main or waiting  # side lanes only when no other lane waits
                 if not waiting:
                     if self._stopping:
                         return None
@@ -234,14 +223,15 @@ class Batcher:
 
     def _linger_s(self, lane: _Lane, now: float) -> float:
         """How much longer a partial batch may wait for company (0: dispatch now)."""
-        if len(lane.queue) >= self.max_batch_size:
+        if len(lane.queue) >= self.max_batch_size or lane.bound is not None:
             return 0.0
         return max(0.0, lane.queue[0].ticket.enqueued_at + self.max_delay_s - now)
 
-    def _take(self, lane: _Lane, now: float, expired: list[Ticket]) -> list[_Item]:
+    def _take(self, lane: _Lane, now: float, expired: list[Ticket]) -> list[Item]:
         """Pop up to max_batch_size live items; a ticket past its deadline fails here."""
-        batch: list[_Item] = []
-        while lane.queue and len(batch) < self.max_batch_size:
+        batch: list[Item] = []
+        size = self.max_batch_size if lane.bound is None else 1
+        while lane.queue and len(batch) < size:
             item = lane.queue.popleft()
             ticket = item.ticket
             if ticket.settled:
@@ -255,7 +245,7 @@ class Batcher:
             batch.append(item)
         return batch
 
-    def _execute(self, lane: _Lane, items: list[_Item]) -> list[Ticket]:
+    def _execute(self, lane: _Lane, items: list[Item]) -> list[Ticket]:
         """Run one batch; the tickets it settled."""
         if not items:  # every item taken had expired
             return []
@@ -274,26 +264,4 @@ class Batcher:
                     self._fail(it.ticket, err, failed)
             return failed
         with self._cond:
-            return _deliver(items, outputs)
-
-
-def _deliver(items: list[_Item], outputs: np.ndarray) -> list[Ticket]:
-    """Give each ticket its rows of ``outputs``: a slice when the whole request was in this
-    batch, else the parts joined once the last one arrives. The tickets now complete."""
-    done: list[Ticket] = []
-    start, now = 0, time.monotonic()
-    while start < len(items):
-        ticket = items[start].ticket
-        end = start + 1
-        while end < len(items) and items[end].ticket is ticket:
-            end += 1
-        if not ticket.settled:
-            ticket._parts.append(outputs[start:end])
-            ticket._pending -= end - start
-            if ticket._pending == 0:
-                parts = ticket._parts
-                ticket.output = parts[0] if len(parts) == 1 else np.concatenate(parts)
-                ticket.settled, ticket.finished_at, ticket._parts = True, now, []
-                done.append(ticket)
-        start = end
-    return done
+            return deliver(items, outputs)

@@ -63,7 +63,7 @@ def load(spec: ModelSpec, settings: Settings) -> Loaded:
     if settings.backend == "null":
         return _null(spec)
     t0 = time.perf_counter()
-    net, weights = _build(spec)
+    net, weights = build_network(spec)
     compiled, report = model.build_engine(
         net,
         settings.backend,
@@ -118,7 +118,9 @@ def _null(spec: ModelSpec) -> Loaded:
     )
 
 
-def _build(spec: ModelSpec) -> tuple[torch.nn.Module, Weights]:
+def build_network(spec: ModelSpec) -> tuple[torch.nn.Module, Weights]:
+    """``spec``'s unfolded fp32 network and where its weights came from (the compiled model
+    and the explanations' copy both start here)."""
     if spec.checkpoint is None:
         log.warning(
             "!!! model %s has NO CHECKPOINT: serving RANDOM weights, predictions are "

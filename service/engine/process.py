@@ -25,7 +25,8 @@ from typing import Any
 import torch
 
 from service import errors
-from service.config import Settings
+from service.config import ModelSpec, Settings
+from service.engine import explain
 from service.engine.batcher import Batcher, Ticket
 from service.engine.loading import release_free_memory, torch_threads
 from service.engine.model import EngineModel
@@ -77,6 +78,7 @@ class Engine:
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self.models: dict[str, EngineModel] = {}
+        self.explainers: set[str] = set()  # models with an explanation lane
         self.links: dict[int, _Link] = {}
         self.state = wire.State(ready=False)
         self._stop = asyncio.Event()
@@ -116,6 +118,7 @@ class Engine:
                 await _in_daemon_thread(served.load)
                 self.models[served.name] = served
                 self.batcher.add_model(served.name, served.run_batch)
+                await self._add_explainer(spec, served)
             await asyncio.to_thread(release_free_memory)
             fix_mmap_threshold()
             torch.set_num_threads(
@@ -129,6 +132,17 @@ class Engine:
         self._publish(wire.State(ready=True, models=described))
         log.info("engine ready: serving %s", ", ".join(self.models))
         return True
+
+    async def _add_explainer(self, spec: ModelSpec, served: EngineModel) -> None:
+        """The model's explanation lane (``SANET_EXPLAIN``; none for the null backend)."""
+        s = self.settings
+        if s.explain == "off" or s.backend == "null":
+            return
+        explainer = explain.EngineExplainer(spec, s, self.ring, served.info.device)
+        if s.explain == "eager":
+            await _in_daemon_thread(explainer.load)
+        self.batcher.add_model(explain.lane(served.name), explainer.run_batch, s.explain_queue)
+        self.explainers.add(served.name)
 
     def _publish(self, state: wire.State) -> None:
         self.state = state
@@ -194,7 +208,12 @@ class Engine:
             if message.model not in self.models:
                 raise errors.NotReady()
             tag = (link, message.rid, message.model)
-            ticket = self.batcher.submit(message.model, message.images, message.deadline, tag)
+            lane, items = message.model, list[Any](message.images)
+            if message.explain is not None:
+                if message.model not in self.explainers:
+                    raise errors.ExplainDisabled()
+                lane, items = explain.lane(message.model), explain.payloads(message)
+            ticket = self.batcher.submit(lane, items, message.deadline, tag)
         except errors.ServiceError as err:
             link.send(wire.Failed(message.rid, type(err).__name__))
             return
@@ -230,7 +249,7 @@ class Engine:
         queue_s = started - ticket.enqueued_at
         self.metrics.queue_wait.labels(model=model).observe(queue_s)
         inference_s = (ticket.finished_at or started) - started
-        return wire.Answer(rid, ticket.output, queue_s, inference_s)
+        return explain.answer(rid, ticket.output, queue_s, inference_s)
 
 
 def main(settings: Settings, ring: SlotRing, socket_path: Path) -> int:

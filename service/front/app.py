@@ -12,6 +12,7 @@ from fastapi_offline import FastAPIOffline
 from service.config import Settings
 from service.front import page
 from service.front.errors import install_error_handlers
+from service.front.http import explain as explain_http
 from service.front.http.middleware import BodyGuard, ShedWhenFull
 from service.front.http.routes import router
 from service.front.state import Lifecycle
@@ -49,7 +50,7 @@ def create_app(settings: Settings, ring: SlotRing, engine_socket: Path) -> FastA
     app.state.lifecycle = lifecycle
     app.state.api_keys = api_keys
     install_error_handlers(app)
-    for front_end in (router, v2_http.router, page.router):
+    for front_end in (router, explain_http.router, v2_http.router, page.router):
         app.include_router(front_end)
     _add_middleware(app, settings, metrics, lifecycle)
     return app

@@ -85,7 +85,11 @@ class EngineLink:
 
     # -- requests ---------------------------------------------------------------------------
     def submit(
-        self, model: str, images: tuple[tuple[int, ...], ...], deadline: float
+        self,
+        model: str,
+        images: tuple[tuple[int, ...], ...],
+        deadline: float,
+        explain: wire.Explain | None = None,
     ) -> tuple[int, asyncio.Future[wire.Answer]]:
         """Send one request; its id and the future of its answer."""
         if self.lost or self._writer is None:
@@ -93,7 +97,7 @@ class EngineLink:
         rid = next(self._ids)
         fut: asyncio.Future[wire.Answer] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
-        wire.write(self._writer, wire.Submit(rid, model, images, deadline))
+        wire.write(self._writer, wire.Submit(rid, model, images, deadline, explain))
         return rid, fut
 
     def cancel(self, rid: int) -> None:

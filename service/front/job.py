@@ -94,6 +94,7 @@ class Classification:
     probabilities: np.ndarray
     predictions: list[list[Prediction]]
     timing_ms: dict[str, float]
+    answer: wire.Answer | None = None  # the engine's (an explanation's maps and targets)
 
 
 class ServedModel:
@@ -180,12 +181,19 @@ class Job:
             raise errors.DeadlineExceeded()
 
     async def classify(
-        self, images: Sequence[bytes], *, top_k: int, disconnect: Disconnect | None = None
+        self,
+        images: Sequence[bytes],
+        *,
+        top_k: int,
+        disconnect: Disconnect | None = None,
+        explain: wire.Explain | None = None,
     ) -> Classification:
         """Decode each image into a slot, have the engine classify them; answered in order.
 
         Decoding runs in the front end's pool even for one small image: Pillow releases the
         GIL, so the event loop goes on reading requests and refusing the excess at once.
+        ``explain``: have the engine explain them instead (the crops stay in the slots until
+        the job ends).
         """
         self.grow(len(images))
         self.check_deadline()
@@ -198,7 +206,8 @@ class Job:
             )
         )
         self.preprocess_s = time.monotonic() - t0
-        return await self._run(tuple((s,) for s in self.slots[: len(images)]), top_k, disconnect)
+        groups = tuple((s,) for s in self.slots[: len(images)])
+        return await self._run(groups, top_k, disconnect, explain)
 
     async def predict(
         self, arrays: Sequence[np.ndarray], *, top_k: int, disconnect: Disconnect | None = None
@@ -231,14 +240,20 @@ class Job:
             front.metrics.preprocess.observe(time.perf_counter() - t0)
 
     async def _run(
-        self, images: tuple[tuple[int, ...], ...], k: int, disconnect: Disconnect | None
+        self,
+        images: tuple[tuple[int, ...], ...],
+        k: int,
+        disconnect: Disconnect | None,
+        explain: wire.Explain | None = None,
     ) -> Classification:
-        self.rid, fut = self.front.link.submit(self.served.name, images, self.deadline)
+        link = self.front.link
+        self.rid, fut = link.submit(self.served.name, images, self.deadline, explain)
         answer = await self._wait(fut, disconnect)
         self.rid = None  # answered: nothing to cancel
         block = answer.probabilities
         predictions = top_k_rows(torch.from_numpy(block), k, self.served.labels)
-        return Classification(self.served.name, block, predictions, self._timing(answer))
+        timing = self._timing(answer)
+        return Classification(self.served.name, block, predictions, timing, answer)
 
     async def _wait(
         self, fut: asyncio.Future[wire.Answer], disconnect: Disconnect | None

@@ -1,7 +1,8 @@
 """Control messages between a front end and the engine, over one Unix socket each.
 
 Pixels never travel here (they are in the slot ring, ``service/ipc/slots.py``): a message names
-slots, a model and a deadline, or carries an answer (one float32 (n, classes) block).
+slots, a model and a deadline, or carries an answer (one float32 (n, classes) block, and for
+an explanation the (n, 7, 7) maps beside it).
 Framing: a 4-byte little-endian length, then the pickled message. Each side reads whatever
 has arrived and decodes every whole frame in it (``Frames``), and writes several messages
 as one buffer (``encode``). Both ends are processes of one tree started by the same
@@ -43,6 +44,16 @@ class Submit:
     model: str
     images: tuple[tuple[int, ...], ...]
     deadline: float
+    #: None: classify; else explain each image (``service/engine/explain.py``)
+    explain: Explain | None = None
+
+
+@dataclass(frozen=True)
+class Explain:
+    """What an explanation asks for: the method and, per image, the class (None: top-1)."""
+
+    method: str
+    targets: tuple[int | None, ...]
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,9 @@ class Answer:
     probabilities: np.ndarray
     queue_s: float
     inference_s: float
+    #: explanations only: float32 (n, h, w) maps in [0, 1] and the (n,) classes explained
+    maps: np.ndarray | None = None
+    targets: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ _WHY = {
     415: "Unsupported Content-Type (the message names the accepted ones)",
     431: "Request line and headers over SANET_MAX_HEADER_BYTES",
     500: "The batch failed inside the model",
+    501: "Explanations are off (SANET_EXPLAIN=off, or the null backend)",
     503: "Queue full, not ready, draining, worker down or too many connections (Retry-After)",
     504: "The deadline passed while queued",
 }
@@ -67,6 +68,13 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 CLASSIFY_ERRORS = error_responses(400, 401, 404, 408, 413, 415, 431, 500, 503, 504)
+EXPLAIN_ERRORS = error_responses(400, 401, 404, 408, 413, 415, 431, 500, 501, 503, 504)
+EXPLAIN_PNG: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "JSON; or, for one image and 'Accept: image/png', the overlay PNG",
+        "content": {"image/png": _BINARY},
+    }
+}
 MODELS_ERRORS = error_responses(401, 431, 503)
 HEALTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {"description": "Not alive / not ready (starting, draining, worker down)"}

@@ -25,6 +25,20 @@ class ClassifyResponse(BaseModel):
     )
 
 
+class ExplainResult(BaseModel):
+    predictions: list[Prediction]
+    target: int = Field(description="The class explained.")
+    map: list[list[float]] = Field(description="7x7 map in [0, 1] over the 224x224 crop.")
+    overlay_png: str = Field(description="base64 PNG: the map coloured over the crop.")
+
+
+class ExplainResponse(BaseModel):
+    model: str
+    method: str = Field(description="gradcam or sa.")
+    results: list[ExplainResult] = Field(description="One entry per image, in request order.")
+    timing_ms: dict[str, float]
+
+
 class WeightsInfo(BaseModel):
     source: str = Field(description="'checkpoint' or 'random-init'.")
     path: str | None = None
