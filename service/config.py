@@ -114,11 +114,11 @@ class Settings(BaseSettings):
         description="Threads of each front end that decode and crop images.",
     )
     decode_nice: int = Field(
-        default=10,
+        default=0,
         ge=0,
         le=19,
-        description="Per-thread nice of the decode threads over the event loop: under "
-        "overload the loop that reads requests and answers 503 goes first; 0: the same.",
+        description="Per-thread nice of the decode threads below the event loop. Higher: "
+        "faster 503s under overload, less goodput (docs/performance.md); 0: the same.",
     )
     cache_dir: Path | None = Field(
         default_factory=default_cache_dir,
