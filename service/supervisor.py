@@ -134,7 +134,6 @@ class Supervisor:
         self.run_dir = Path(tempfile.mkdtemp(prefix="sanet-"))
         self.fronts: dict[int, BaseProcess] = {}
         self.started: dict[int, float] = {}
-        self.backoff: dict[int, float] = {}
         self.quick: dict[int, int] = {}  # deaths in a row within STABLE_S of the start
         self.signals: list[int] = []
         self.exit_code = 0
@@ -240,8 +239,7 @@ class Supervisor:
                 )  # fmt: skip
                 self.exit_code = 1
                 return False
-            pause = 0.0 if lived > STABLE_S else min(MAX_BACKOFF_S, 2 * self.backoff.get(i, 0.05))
-            self.backoff[i] = pause
+            pause = min(MAX_BACKOFF_S, 0.05 * 2 ** self.quick[i]) if self.quick[i] else 0.0
             log.error(
                 "front end %d (pid %d) exited with %s; restarting in %.2fs",
                 i, proc.pid, proc.exitcode, pause,

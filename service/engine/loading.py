@@ -187,7 +187,7 @@ def torch_threads(loaded: Iterable[Loaded], threads: int | None) -> int:
     Where a model runs its layers in torch on the CPU it needs the cores (``threads``, or
     torch's default). Otherwise torch only does the batch's softmax and gathers, on small
     arrays: one thread, so no OpenMP worker busy-waits after each batch (measured with
-    ``python -m bench.engine.socket``: with torch's default threads the null engine spent
+    ``python -m bench.engine.socket_load``: with torch's default threads the null engine spent
     most of its CPU spinning).
     """
     for m in loaded:

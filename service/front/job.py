@@ -94,7 +94,8 @@ class Classification:
     probabilities: np.ndarray
     predictions: list[list[Prediction]]
     timing_ms: dict[str, float]
-    answer: wire.Answer | None = None  # the engine's (an explanation's maps and targets)
+    maps: np.ndarray | None = None  # an explanation's (n, h, w) maps
+    targets: np.ndarray | None = None  # and the (n,) classes they explain
 
 
 class ServedModel:
@@ -253,7 +254,9 @@ class Job:
         block = answer.probabilities
         predictions = top_k_rows(torch.from_numpy(block), k, self.served.labels)
         timing = self._timing(answer)
-        return Classification(self.served.name, block, predictions, timing, answer)
+        return Classification(
+            self.served.name, block, predictions, timing, answer.maps, answer.targets
+        )
 
     async def _wait(
         self, fut: asyncio.Future[wire.Answer], disconnect: Disconnect | None

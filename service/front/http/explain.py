@@ -24,6 +24,7 @@ from service import errors
 from service.front.auth import Life, disconnected, require_api_key
 from service.front.http import bodies
 from service.front.http.openapi import CLASSIFY_BODY, EXPLAIN_ERRORS, EXPLAIN_PNG
+from service.front.http.routes import ModelQuery, TimeoutMs, TopK
 from service.front.http.schemas import ExplainResponse
 from service.front.job import Classification, Job
 from service.ipc import messages as wire
@@ -31,13 +32,10 @@ from service.ipc import messages as wire
 router = APIRouter()
 
 Method = Literal["gradcam", "sa"]
-ModelQuery = Annotated[str | None, Query(alias="model", max_length=128)]
 TargetQuery = Annotated[
     int | None, Query(ge=0, description="Class index to explain (default: each image's top-1).")
 ]
 MethodQuery = Annotated[Method, Query(description="gradcam: Grad-CAM; sa: SA's spatial gate.")]
-TopK = Annotated[int, Query(ge=1, le=1000)]
-TimeoutMs = Annotated[int | None, Header(alias="X-Request-Timeout-Ms", ge=1, le=3_600_000)]
 AcceptHeader = Annotated[str, Header(alias="Accept")]
 _ROUTE = {
     "response_model": ExplainResponse,
@@ -124,10 +122,9 @@ async def _overlays(job: Job, result: Classification) -> list[bytes]:
 
 def _maps(result: Classification) -> tuple[np.ndarray, np.ndarray]:
     """The engine's (n, h, w) maps and (n,) classes explained."""
-    answer = result.answer
-    if answer is None or answer.maps is None or answer.targets is None:
+    if result.maps is None or result.targets is None:
         raise errors.InferenceFailed()  # an engine that answered without maps
-    return answer.maps, answer.targets
+    return result.maps, result.targets
 
 
 def _wants_png(accept: str) -> bool:

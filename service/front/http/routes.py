@@ -27,6 +27,11 @@ from service.front.tree_metrics import TreeCollector
 
 router = APIRouter()
 
+#: the parameters /classify and /explain share
+ModelQuery = Annotated[str | None, Query(alias="model", max_length=128)]
+TopK = Annotated[int, Query(ge=1, le=1000)]
+TimeoutMs = Annotated[int | None, Header(alias="X-Request-Timeout-Ms", ge=1, le=3_600_000)]
+
 
 @router.post(
     "/classify",
@@ -38,11 +43,9 @@ router = APIRouter()
 async def classify(
     request: Request,
     life: Life,
-    model_name: Annotated[str | None, Query(alias="model", max_length=128)] = None,
-    top_k: Annotated[int, Query(ge=1, le=1000)] = 5,
-    timeout_ms: Annotated[
-        int | None, Header(alias="X-Request-Timeout-Ms", ge=1, le=3_600_000)
-    ] = None,
+    model_name: ModelQuery = None,
+    top_k: TopK = 5,
+    timeout_ms: TimeoutMs = None,
 ) -> ClassifyResponse:
     """Classify one image (raw body), several (multipart ``file`` parts) or base64 JSON."""
     start = time.monotonic()
