@@ -49,7 +49,7 @@ class Lifecycle:
         self.models: dict[str, ServedModel] = {}
         self.link = EngineLink(engine_socket, self._on_state)
         self.inflight = Inflight(metrics)
-        # below the event loop: refusals and reads go first (SANET_DECODE_NICE)
+        # SANET_DECODE_NICE can run the decodes below the event loop (faster refusals)
         self.pool = ThreadPoolExecutor(
             settings.preprocess_workers,
             "sanet-decode",
