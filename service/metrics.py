@@ -10,12 +10,10 @@ processes, gauges by their documented mode (``livesum``: the sum over live proce
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from urllib.parse import parse_qs
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -27,7 +25,6 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (
     0.005,
@@ -228,68 +225,3 @@ class BusyTime:
             for key, since in self._since.items():
                 self.counter.labels(*key).inc(now - since)
                 self._since[key] = now
-
-
-#: (protocol, model) of a request that is counted, None for one that is not
-RouteOf = Callable[[Scope], tuple[str, str] | None]
-
-
-class RequestMetricsMiddleware:
-    """Counts every classify answer (/classify, v2 infer) by model, status and protocol,
-    whichever layer produced it.
-
-    Pure ASGI, so it neither buffers bodies nor hides client disconnects. ``route_of`` names
-    the protocol and the served model a request asked for (``NO_MODEL`` when it names none
-    that is served), or None for requests that are not counted.
-    """
-
-    def __init__(self, app: ASGIApp, metrics: Metrics, route_of: RouteOf) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.route_of = route_of
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self.route_of(scope) if scope["type"] == "http" else None
-        if route is None:
-            await self.app(scope, receive, send)
-            return
-        status = 500
-        start = time.perf_counter()
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            protocol, model = route
-            self.metrics.observe_request(model, status, protocol, time.perf_counter() - start)
-
-
-_V2_INFER = re.compile(r"/v2/models/([^/]+)(?:/versions/[^/]+)?/infer")
-_V1_EXPLAIN = re.compile(r"/v1/models/([^/]+):explain")
-
-
-def request_route(default: str, served: set[str]) -> RouteOf:
-    """``route_of`` for the HTTP front ends: /classify and /explain name their model in the
-    ``model`` query parameter (else the default), v2 infer and v1 explain in the path. The
-    protocol label tells explanations (``explain``, ``v1_explain``) from classifications."""
-
-    def route_of(scope: Scope) -> tuple[str, str] | None:
-        path = scope["path"]
-        if path in ("/classify", "/explain"):
-            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-            name = (query.get("model") or [""])[-1] or default
-            return path[1:], name if name in served else NO_MODEL
-        v1 = _V1_EXPLAIN.fullmatch(path) if path.startswith("/v1/") else None
-        if v1 is not None:
-            return "v1_explain", v1.group(1) if v1.group(1) in served else NO_MODEL
-        v2 = _V2_INFER.fullmatch(path) if path.startswith("/v2/") else None
-        if v2 is not None:
-            return "v2_http", v2.group(1) if v2.group(1) in served else NO_MODEL
-        return None
-
-    return route_of

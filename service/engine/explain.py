@@ -108,9 +108,7 @@ def payloads(message: wire.Submit) -> list[Payload]:
 
 
 def answer(rid: int, block: np.ndarray, queue_s: float, inference_s: float) -> wire.Answer:
-    """The wire's answer for a block of records (``record_dtype``) or of probabilities."""
-    if block.dtype.names is None:
-        return wire.Answer(rid, block, queue_s, inference_s)
+    """The wire's answer for a block of records (``record_dtype``)."""
     return wire.Answer(
         rid, block["probs"], queue_s, inference_s, maps=block["map"], targets=block["target"]
     )

@@ -249,6 +249,8 @@ class Engine:
         queue_s = started - ticket.enqueued_at
         self.metrics.queue_wait.labels(model=model).observe(queue_s)
         inference_s = (ticket.finished_at or started) - started
+        if ticket.output.dtype.names is None:  # a classification: the probability block
+            return wire.Answer(rid, ticket.output, queue_s, inference_s)
         return explain.answer(rid, ticket.output, queue_s, inference_s)
 
 

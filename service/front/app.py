@@ -13,13 +13,18 @@ from service.config import Settings
 from service.front import page
 from service.front.errors import install_error_handlers
 from service.front.http import explain as explain_http
-from service.front.http.middleware import BodyGuard, ShedWhenFull
+from service.front.http.middleware import (
+    BodyGuard,
+    RequestMetricsMiddleware,
+    ShedWhenFull,
+    request_route,
+)
 from service.front.http.routes import router
 from service.front.state import Lifecycle
 from service.front.v2 import http as v2_http
 from service.front.v2.grpc_server import GrpcFrontEnd, V2Servicer
 from service.ipc.slots import SlotRing
-from service.metrics import Metrics, RequestMetricsMiddleware, request_route
+from service.metrics import Metrics
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
