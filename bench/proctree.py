@@ -2,7 +2,8 @@
 
 LitServe runs its HTTP server and inference worker as child processes, so a server's memory
 and CPU are those of its whole tree. Forked children share pages with their parent: summed
-RSS counts those pages once per process, summed PSS (``smaps_rollup``) splits them fairly.
+RSS counts those pages once per process, summed PSS (``smaps_rollup``, read as the service's
+``/metrics`` reads it) splits them fairly.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from service.front.tree_metrics import pss_bytes
 
 PROC = Path("/proc")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -76,10 +79,10 @@ def memory(root: int) -> Memory:
     rss = pss = count = 0
     for pid in tree(root):
         with contextlib.suppress(OSError):
-            rss += _kib(PROC / str(pid) / "status", "VmRSS:")
-            pss += _kib(PROC / str(pid) / "smaps_rollup", "Pss:")
+            rss += _kib(PROC / str(pid) / "status", "VmRSS:") * 1024
+            pss += pss_bytes(pid) or 0
             count += 1
-    return Memory(count, rss / 1024, pss / 1024)
+    return Memory(count, rss / 2**20, pss / 2**20)
 
 
 def cpu_seconds(root: int) -> float:
