@@ -112,6 +112,7 @@ class Batcher:
             self._thread.join(timeout)
         with self._cond:
             failed = self._fail_queued(Draining())
+            self._cond.notify()  # a worker still waiting on a lane that is not ready: exit
         self._hand_over(failed)
 
     # -- requests (any thread) --------------------------------------------------------------
@@ -199,7 +200,7 @@ class Batcher:
                 main = [lane for lane in waiting if lane.bound is None]
                 waiting = main or waiting  # side lanes only when no other lane waits
                 if not waiting:
-                    if self._stopping:
+                    if self._stopping and not held:  # held: finish it when it is ready
                         return None
                     self._wait_for_work(first_deadline(held, now))
                     busy = False  # woken from idle: dispatch at once

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from service.engine.tickets import Item, Ticket, deliver
-from service.errors import DeadlineExceeded, ExplainUnavailable, QueueFull
+from service.errors import DeadlineExceeded, Draining, ExplainUnavailable, QueueFull
 from testing.batching import MODEL, WAIT_S, FakeModel, Harness, answer, occupied
+from testing.waiting import poll
 
 Make = Callable[..., Harness]
 SIDE = "m:explain"
@@ -113,3 +114,26 @@ async def test_a_lane_that_raises_a_service_error_answers_with_it(batcher: Make)
     with pytest.raises(ExplainUnavailable):
         await answer(h.submit([1], model=SIDE))
     assert await answer(h.submit([3])) == [6]  # the worker goes on
+
+
+async def test_a_drain_finishes_the_items_of_a_lane_once_it_is_ready(batcher: Make) -> None:
+    side, readiness = FakeModel(), Readiness()
+    h = batcher(FakeModel())
+    h.add_model(SIDE, side, bound=2, ready=readiness)
+    explained = h.submit([1], model=SIDE)
+    assert await asyncio.to_thread(readiness.asked.wait, WAIT_S), "the lane was never asked"
+    stopped = asyncio.ensure_future(asyncio.to_thread(h.batcher.stop, WAIT_S))
+    readiness.ready.set()
+    h.batcher.wake()
+    assert await answer(explained, "the explanation queued before the drain") == [2]
+    await answer(stopped, "the drain")
+
+
+async def test_a_drain_fails_what_a_lane_never_got_ready_for(batcher: Make) -> None:
+    h = batcher(FakeModel())
+    h.add_model(SIDE, FakeModel(), bound=2, ready=lambda: False)
+    explained = h.submit([1], model=SIDE)
+    await asyncio.to_thread(h.batcher.stop, 0.01)
+    with pytest.raises(Draining):
+        await answer(explained, "the explanation's refusal")
+    assert await asyncio.to_thread(poll, lambda: not h.batcher.alive, WAIT_S, "the worker to end")
