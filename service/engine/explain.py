@@ -94,7 +94,16 @@ class EngineExplainer:
             if self._failed_at is not None and time.monotonic() - self._failed_at < RETRY_S:
                 return True
             self._building = True
-        threading.Thread(target=self._build_aside, name="sanet-explain-build", daemon=True).start()
+        builder = threading.Thread(
+            target=self._build_aside, name="sanet-explain-build", daemon=True
+        )
+        try:
+            builder.start()
+        except RuntimeError:  # no thread to be had: a failed build (the worker must live on)
+            log.error("model %s: no thread to build explanations in", self.spec.name)
+            with self._lock:
+                self._building, self._failed_at = False, time.monotonic()
+            return True
         return False
 
     def _build_aside(self) -> None:
