@@ -199,8 +199,9 @@ class Settings(BaseSettings):
     )
     explain: Literal["off", "lazy", "eager"] = Field(
         default="lazy",
-        description="Explanations (POST /explain): off; lazy, the fp32 network they need is "
-        "loaded by the first one; eager, at start (docs/model.md gives its memory).",
+        description="Explanations (POST /explain): off; lazy, the first one builds the fp32 "
+        "network they need beside the inference thread (classifications go on meanwhile); "
+        "eager, at start (docs/model.md gives its memory).",
     )
     explain_queue: int = Field(
         default=4,

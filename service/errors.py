@@ -153,6 +153,15 @@ class Unavailable(ServiceError):
     retry_after_s = 5
 
 
+class ExplainUnavailable(ServiceError):
+    """The network explanations run on could not be built (the engine logs why); the next
+    explanation after ``retry_after_s`` builds it again."""
+
+    status_code, code = 503, "explain_unavailable"
+    default_message = "the network for explanations could not be built, retry later"
+    retry_after_s = 30
+
+
 class DeadlineExceeded(ServiceError):
     status_code, code = 504, "deadline_exceeded"
     default_message = "the request deadline passed before it was computed"

@@ -61,9 +61,13 @@ class Harness:
         self.fakes = [fn] if isinstance(fn, FakeModel) else []
 
     def add_model(
-        self, model: str, fn: Callable[[list[Any]], Any], bound: int | None = None
+        self,
+        model: str,
+        fn: Callable[[list[Any]], Any],
+        bound: int | None = None,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
-        self.batcher.add_model(model, fn, bound)
+        self.batcher.add_model(model, fn, bound, ready)
         if isinstance(fn, FakeModel):
             self.fakes.append(fn)
 

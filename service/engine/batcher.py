@@ -6,7 +6,11 @@ oldest item waited longest and, if the batch is not full, lingers for more only 
 has waited ``max_delay_s``. Items whose deadline passed when the batch forms, or whose request
 was cancelled, never reach the model. A side lane (``add_model(..., bound=n)``: explanations)
 holds at most ``n`` items, refuses more at once (``QueueFull``), runs one item per batch and
-only when no other lane waits, so it delays the other lanes by one item at most.
+only when no other lane waits, so it delays the other lanes by one item at most. A lane may
+have a readiness callable (``ready=``): while it answers False the lane is skipped (its items
+wait, and fail at their deadlines), so work it is not ready for never holds the worker; whoever
+makes it ready calls ``wake()``. The worker asks it, under the lock, whenever the lane holds
+items, so it must answer at once (it may start the preparation elsewhere).
 
 Admission is otherwise decided by the slot ring (``service/ipc/slots.py``): ``submit`` refuses
 when no worker can take the request (stopping or dead). The batcher calls an injected
@@ -22,11 +26,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from service.engine.lanes import InferFn, Lane, by_readiness, first_deadline, overdue
 from service.engine.tickets import Item, Ticket, deliver
 from service.errors import (
     DeadlineExceeded,
@@ -34,20 +36,11 @@ from service.errors import (
     InferenceFailed,
     OutputMismatch,
     QueueFull,
+    ServiceError,
     Unavailable,
 )
 
 log = logging.getLogger(__name__)
-
-InferFn = Callable[[list[Any]], np.ndarray]
-
-
-@dataclass(eq=False)
-class _Lane:
-    model: str
-    infer_fn: InferFn
-    bound: int | None = None  # a side lane: at most this many items queued
-    queue: deque[Item] = field(default_factory=deque)
 
 
 class Batcher:
@@ -72,16 +65,28 @@ class Batcher:
         self.on_idle, self.idle_s = on_idle, idle_s
         self._idle_due = False
         self._cond = threading.Condition(threading.Lock())
-        self._lanes: dict[str, _Lane] = {}
+        self._lanes: dict[str, Lane] = {}
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._dead = False
 
-    def add_model(self, model: str, infer_fn: InferFn, bound: int | None = None) -> None:
+    def add_model(
+        self,
+        model: str,
+        infer_fn: InferFn,
+        bound: int | None = None,
+        ready: Callable[[], bool] | None = None,
+    ) -> None:
         """Serve ``model`` (a lane name) here: its own queue, batches computed by ``infer_fn``;
-        ``bound``: a side lane of at most that many queued items."""
+        ``bound``: a side lane of at most that many queued items; ``ready``: whether the lane
+        may run now (called with the batcher's lock held: it must not block)."""
         with self._cond:
-            self._lanes[model] = _Lane(model, infer_fn, bound)
+            self._lanes[model] = Lane(model, infer_fn, bound, ready)
+
+    def wake(self) -> None:
+        """A lane's readiness may have changed: the worker looks again."""
+        with self._cond:
+            self._cond.notify()
 
     def depth(self, model: str) -> int:
         """Items of ``model`` waiting in the queue (not counting the batch being computed)."""
@@ -107,6 +112,7 @@ class Batcher:
             self._thread.join(timeout)
         with self._cond:
             failed = self._fail_queued(Draining())
+            self._cond.notify()  # a worker still waiting on a lane that is not ready: exit
         self._hand_over(failed)
 
     # -- requests (any thread) --------------------------------------------------------------
@@ -181,37 +187,43 @@ class Batcher:
                 failed += self._fail_queued(Unavailable())
             self._hand_over(failed)
 
-    def _next_batch(self, busy: bool) -> tuple[_Lane, list[Item], list[Ticket]] | None:
+    def _next_batch(self, busy: bool) -> tuple[Lane, list[Item], list[Ticket]] | None:
         with self._cond:
             while True:
-                waiting = [lane for lane in self._lanes.values() if lane.queue]
+                now = time.monotonic()
+                waiting, held = by_readiness(self._lanes.values())
+                expired: list[Ticket] = []
+                for ticket in overdue(held, now):  # waiting on a lane that is not ready
+                    self._fail(ticket, DeadlineExceeded(), expired)
+                if expired:
+                    return held[0], [], expired
                 main = [lane for lane in waiting if lane.bound is None]
                 waiting = main or waiting  # side lanes only when no other lane waits
                 if not waiting:
-                    if self._stopping:
+                    if self._stopping and not held:  # held: finish it when it is ready
                         return None
-                    self._wait_for_work()
+                    self._wait_for_work(first_deadline(held, now))
                     busy = False  # woken from idle: dispatch at once
                     continue
-                now = time.monotonic()
                 lane = min(waiting, key=lambda ln: ln.queue[0].ticket.enqueued_at)
                 linger = self._linger_s(lane, now) if busy and not self._stopping else 0.0
                 if linger > 0:
                     self._cond.wait(linger)
                     continue
-                expired: list[Ticket] = []
                 items = self._take(lane, now, expired)
                 if items or expired:
                     return lane, items, expired
 
-    def _wait_for_work(self) -> None:
-        """Sleep until work comes; after a spell of work, call ``on_idle`` once when it has
-        been idle ``idle_s`` (with the lock released: submits go on meanwhile)."""
-        if not (self._idle_due and self.on_idle is not None):
-            self._cond.wait()
+    def _wait_for_work(self, timeout: float | None) -> None:
+        """Sleep until work comes (or ``timeout`` s); after a spell of work, call ``on_idle``
+        once when it has been idle ``idle_s`` (with the lock released: submits go on
+        meanwhile)."""
+        idle_hook = self._idle_due and self.on_idle is not None
+        if not idle_hook or (timeout is not None and timeout < self.idle_s):
+            self._cond.wait(timeout)
             return
         self._idle_due = self._cond.wait(self.idle_s)  # False: idle that long
-        if self._idle_due:
+        if self._idle_due or self.on_idle is None:
             return
         self._cond.release()
         try:
@@ -221,13 +233,13 @@ class Batcher:
         finally:
             self._cond.acquire()
 
-    def _linger_s(self, lane: _Lane, now: float) -> float:
+    def _linger_s(self, lane: Lane, now: float) -> float:
         """How much longer a partial batch may wait for company (0: dispatch now)."""
         if len(lane.queue) >= self.max_batch_size or lane.bound is not None:
             return 0.0
         return max(0.0, lane.queue[0].ticket.enqueued_at + self.max_delay_s - now)
 
-    def _take(self, lane: _Lane, now: float, expired: list[Ticket]) -> list[Item]:
+    def _take(self, lane: Lane, now: float, expired: list[Ticket]) -> list[Item]:
         """Pop up to max_batch_size live items; a ticket past its deadline fails here."""
         batch: list[Item] = []
         size = self.max_batch_size if lane.bound is None else 1
@@ -245,7 +257,7 @@ class Batcher:
             batch.append(item)
         return batch
 
-    def _execute(self, lane: _Lane, items: list[Item]) -> list[Ticket]:
+    def _execute(self, lane: Lane, items: list[Item]) -> list[Ticket]:
         """Run one batch; the tickets it settled."""
         if not items:  # every item taken had expired
             return []
@@ -254,14 +266,24 @@ class Batcher:
             if len(outputs) != len(items):
                 raise OutputMismatch(f"{len(outputs)} outputs for {len(items)} inputs")
         except Exception as exc:
-            log.error("batch of %d on %s failed", len(items), lane.model, exc_info=True)
-            kind = OutputMismatch if isinstance(exc, OutputMismatch) else InferenceFailed
-            failed: list[Ticket] = []
-            with self._cond:
-                for it in items:
-                    err = kind()
-                    err.__cause__ = exc
-                    self._fail(it.ticket, err, failed)
-            return failed
+            return self._failed_batch(lane, items, exc)
         with self._cond:
             return deliver(items, outputs)
+
+    def _failed_batch(self, lane: Lane, items: list[Item], exc: Exception) -> list[Ticket]:
+        """Fail a batch's tickets: with the lane's own verdict when ``infer_fn`` raised a
+        ``ServiceError`` (it chose what the client reads), else ``InferenceFailed``."""
+        own = isinstance(exc, ServiceError) and not isinstance(exc, InferenceFailed)
+        if own:
+            log.warning("batch of %d on %s refused: %s", len(items), lane.model, exc)
+        else:
+            log.error("batch of %d on %s failed", len(items), lane.model, exc_info=True)
+        kind = OutputMismatch if isinstance(exc, OutputMismatch) else InferenceFailed
+        failed: list[Ticket] = []
+        with self._cond:
+            for it in items:
+                err = exc if own else kind()
+                if not own:
+                    err.__cause__ = exc
+                self._fail(it.ticket, err, failed)
+        return failed

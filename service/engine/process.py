@@ -138,10 +138,12 @@ class Engine:
         s = self.settings
         if s.explain == "off" or s.backend == "null":
             return
-        explainer = explain.EngineExplainer(spec, s, self.ring, served.info.device)
+        device, wake = served.info.device, self.batcher.wake
+        explainer = explain.EngineExplainer(spec, s, self.ring, device, on_built=wake)
         if s.explain == "eager":
             await _in_daemon_thread(explainer.load)
-        self.batcher.add_model(explain.lane(served.name), explainer.run_batch, s.explain_queue)
+        lane = explain.lane(served.name)
+        self.batcher.add_model(lane, explainer.run_batch, s.explain_queue, explainer.ready)
         self.explainers.add(served.name)
 
     def _publish(self, state: wire.State) -> None:

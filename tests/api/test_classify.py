@@ -74,6 +74,15 @@ def test_base64_json(api: Running) -> None:
     assert [len(x["predictions"]) for x in r.json()["results"]] == [2, 2]
 
 
+def test_kserve_v1_instances_as_base64_and_b64_objects(api: Running) -> None:
+    data = [base64.b64encode(image_bytes(i, "PNG")).decode() for i in range(2)]
+    want = api.client.post("/classify?top_k=1000", json={"images": data}).json()["results"]
+    r = api.client.post("/classify?top_k=1000", json={"instances": [data[0], {"b64": data[1]}]})
+    assert r.status_code == 200, r.text
+    for got, single in zip(r.json()["results"], want, strict=True):
+        assert _probs(got) == pytest.approx(_probs(single), abs=1e-5)
+
+
 def test_top_k_1000_is_a_full_distribution(api: Running) -> None:
     r = api.client.post(
         "/classify",

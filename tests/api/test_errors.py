@@ -48,6 +48,22 @@ def _big_png(w: int, h: int) -> bytes:
             "invalid_base64",
         ),
         (b'{"images": [42]}', {"Content-Type": "application/json"}, 400, "invalid_base64"),
+        (b'{"instances": "abc"}', {"Content-Type": "application/json"}, 400, "bad_request"),
+        (b'{"instances": [{"x": "A"}]}', {"Content-Type": "application/json"}, 400, "bad_request"),
+        (b'{"instances": ["@@"]}', {"Content-Type": "application/json"}, 400, "invalid_base64"),
+        (
+            b'{"instances": [{"b64": 1}]}',
+            {"Content-Type": "application/json"},
+            400,
+            "invalid_base64",
+        ),
+        (
+            b'{"images": [], "instances": []}',
+            {"Content-Type": "application/json"},
+            400,
+            "bad_request",
+        ),
+        (b'{"instances": []}', {"Content-Type": "application/json"}, 400, "no_images"),
         (
             b'--xyz\r\nContent-Disposition: form-data; name="file"\r\n\r\nabc',
             {"Content-Type": "multipart/form-data; boundary=xyz"},
@@ -63,6 +79,23 @@ def test_bad_bodies(
     api: Running, content: bytes, headers: dict[str, str], status: int, code: str
 ) -> None:
     _error(api.client.post("/classify", content=content, headers=headers), status, code)
+
+
+@pytest.mark.parametrize(
+    "instances,code,named",
+    [
+        ("AAAA", "bad_request", "instances is not a list"),
+        (["AAAA", {"image": "AAAA"}], "bad_request", "instances[1] is an object"),
+        ([{"b64": "AAAA"}, {"b64": "@@@"}], "invalid_base64", "instances[1].b64 is not valid"),
+        (["AAAA", "AAAA", 3], "invalid_base64", "instances[2] is not a base64 string"),
+    ],
+)
+def test_bad_instances_name_the_field_and_index(
+    api: Running, instances: object, code: str, named: str
+) -> None:
+    r = api.client.post("/classify", json={"instances": instances})
+    _error(r, 400, code)
+    assert named in r.json()["error"]["message"]
 
 
 def test_base64_of_a_non_image(api: Running) -> None:

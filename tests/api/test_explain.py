@@ -66,6 +66,31 @@ def test_base64_json_and_the_v1_verb(api: Running) -> None:
         _check_result(result)
 
 
+def test_the_v1_verb_takes_kserve_v1_instances(api: Running) -> None:
+    image = base64.b64encode(image_bytes(1, "PNG")).decode()
+    r = api.client.post(f"/v1/models/{ARCH}:explain", json={"instances": [image, {"b64": image}]})
+    assert r.status_code == 200, r.text
+    first, second = r.json()["results"]
+    assert np.allclose(_check_result(first), _check_result(second))
+
+
+@pytest.mark.parametrize(
+    "instances,code,named",
+    [
+        ({"b64": "AAAA"}, "bad_request", "instances is not a list"),
+        ([{"data": "AAAA"}], "bad_request", "instances[0] is an object"),
+        (["AAAA", "not base64!"], "invalid_base64", "instances[1] is not valid base64"),
+    ],
+)
+def test_bad_instances_are_400_naming_the_field(
+    api: Running, instances: object, code: str, named: str
+) -> None:
+    r = api.client.post(f"/v1/models/{ARCH}:explain", json={"instances": instances})
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["code"] == code and named in error["message"]
+
+
 def test_accept_png_gives_the_overlay_itself(api: Running) -> None:
     r = api.client.post("/explain", content=image_bytes(3), headers={**JPEG, "Accept": "image/png"})
     assert r.status_code == 200, r.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 
@@ -10,8 +11,9 @@ import numpy as np
 import pytest
 
 from service.engine.tickets import Item, Ticket, deliver
-from service.errors import QueueFull
-from testing.batching import MODEL, FakeModel, Harness, answer, occupied
+from service.errors import DeadlineExceeded, Draining, ExplainUnavailable, QueueFull
+from testing.batching import MODEL, WAIT_S, FakeModel, Harness, answer, occupied
+from testing.waiting import poll
 
 Make = Callable[..., Harness]
 SIDE = "m:explain"
@@ -57,3 +59,81 @@ def test_records_are_sliced_and_joined_like_any_block() -> None:
         done = deliver([Item(ticket, i)], out)
     assert done == [ticket]
     assert ticket.output is not None and ticket.output["target"].tolist() == [7, 8]
+
+
+class Readiness:
+    """A lane's readiness callable that the test flips; records that the worker asked."""
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.asked = threading.Event()
+
+    def __call__(self) -> bool:
+        self.asked.set()
+        return self.ready.is_set()
+
+
+async def test_a_side_lane_that_is_not_ready_waits_while_the_main_lane_runs(
+    batcher: Make,
+) -> None:
+    fake, side, readiness = FakeModel(), FakeModel(), Readiness()
+    h = batcher(fake)
+    h.add_model(SIDE, side, bound=2, ready=readiness)
+    explained = h.submit([1], model=SIDE)
+    assert await asyncio.to_thread(readiness.asked.wait, WAIT_S), "the lane was never asked"
+    classified = [h.submit([i]) for i in (3, 4)]  # the worker is free for them
+    assert await answer(asyncio.gather(*classified)) == [[6], [8]]
+    assert side.batches == [] and not explained.done()
+    readiness.ready.set()
+    h.batcher.wake()
+    assert await answer(explained, "the explanation once its lane is ready") == [2]
+    assert side.batches == [[1]]
+
+
+async def test_items_of_a_lane_that_is_not_ready_fail_at_their_deadline(batcher: Make) -> None:
+    fake, side, readiness = FakeModel(), FakeModel(), Readiness()
+    h = batcher(fake)
+    h.add_model(SIDE, side, bound=2, ready=readiness)
+    late = h.submit([1], deadline=time.monotonic() + 0.05, model=SIDE)
+    kept = h.submit([2], model=SIDE)
+    with pytest.raises(DeadlineExceeded):
+        await answer(late, "the deadline of the waiting explanation")
+    assert h.batcher.depth(SIDE) == 1 and not kept.done()
+    readiness.ready.set()
+    h.batcher.wake()
+    assert await answer(kept) == [4]
+    assert side.batches == [[2]]
+
+
+async def test_a_lane_that_raises_a_service_error_answers_with_it(batcher: Make) -> None:
+    def refuse(_payloads: list[object]) -> np.ndarray:
+        raise ExplainUnavailable()
+
+    h = batcher(FakeModel())
+    h.add_model(SIDE, refuse, bound=2)
+    with pytest.raises(ExplainUnavailable):
+        await answer(h.submit([1], model=SIDE))
+    assert await answer(h.submit([3])) == [6]  # the worker goes on
+
+
+async def test_a_drain_finishes_the_items_of_a_lane_once_it_is_ready(batcher: Make) -> None:
+    side, readiness = FakeModel(), Readiness()
+    h = batcher(FakeModel())
+    h.add_model(SIDE, side, bound=2, ready=readiness)
+    explained = h.submit([1], model=SIDE)
+    assert await asyncio.to_thread(readiness.asked.wait, WAIT_S), "the lane was never asked"
+    stopped = asyncio.ensure_future(asyncio.to_thread(h.batcher.stop, WAIT_S))
+    readiness.ready.set()
+    h.batcher.wake()
+    assert await answer(explained, "the explanation queued before the drain") == [2]
+    await answer(stopped, "the drain")
+
+
+async def test_a_drain_fails_what_a_lane_never_got_ready_for(batcher: Make) -> None:
+    h = batcher(FakeModel())
+    h.add_model(SIDE, FakeModel(), bound=2, ready=lambda: False)
+    explained = h.submit([1], model=SIDE)
+    await asyncio.to_thread(h.batcher.stop, 0.01)
+    with pytest.raises(Draining):
+        await answer(explained, "the explanation's refusal")
+    assert await asyncio.to_thread(poll, lambda: not h.batcher.alive, WAIT_S, "the worker to end")

@@ -1,4 +1,8 @@
-"""Reading /classify bodies: a streaming size limit, then raw / multipart / base64-JSON images."""
+"""Reading /classify bodies: a streaming size limit, then raw / multipart / base64-JSON images.
+
+JSON comes in two shapes: ours, ``{"images": ["<base64>", ...]}``, and KServe v1's
+``{"instances": [...]}`` where each instance is base64 or TF Serving's binary object
+``{"b64": "<base64>"}``; base64 may also be a ``data:`` URL."""
 
 from __future__ import annotations
 
@@ -42,6 +46,10 @@ RAW_TYPES = frozenset(
 MULTIPART = "multipart/form-data"
 JSON = "application/json"
 FILE_FIELD = b"file"
+#: the JSON bodies accepted, as error messages name them
+JSON_SHAPES = (
+    '{"images": ["<base64>", ...]} or {"instances": ["<base64>" or {"b64": "<base64>"}, ...]}'
+)
 
 
 async def read_body(
@@ -110,7 +118,7 @@ def _check_media_type(ctype: str) -> None:
         raise errors.UnsupportedMediaType(
             f"unsupported Content-Type {ctype[:64]!r}; accepted: {', '.join(IMAGE_TYPES)}, "
             f"application/octet-stream (one image), {MULTIPART} ('file' parts), "
-            f'{JSON} ({{"images": ["<base64>", ...]}})'
+            f"{JSON} ({JSON_SHAPES})"
         )
 
 
@@ -204,20 +212,41 @@ def _json_images(body: bytes, max_images: int) -> list[bytes]:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.BadRequest("the body is not valid JSON") from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
-        raise errors.BadRequest('expected a JSON object {"images": ["<base64>", ...]}')
-    items = doc["images"]
+    key = _images_key(doc)
+    items = doc[key]
     if len(items) > max_images:
         raise _too_many(max_images)
-    return [_b64(item, i) for i, item in enumerate(items)]
+    if key == "images":
+        return [_b64(item, f"images[{i}]") for i, item in enumerate(items)]
+    return [_instance(item, f"instances[{i}]") for i, item in enumerate(items)]
 
 
-def _b64(item: Any, index: int) -> bytes:
+def _images_key(doc: Any) -> str:
+    """Which of the two shapes ``doc`` is: its key holding the list of images."""
+    keys = [k for k in ("images", "instances") if isinstance(doc, dict) and k in doc]
+    if len(keys) != 1:
+        both = " (not both)" if len(keys) == 2 else ""
+        raise errors.BadRequest(f"expected a JSON object {JSON_SHAPES}{both}")
+    if not isinstance(doc[keys[0]], list):
+        raise errors.BadRequest(f"{keys[0]} is not a list; expected {JSON_SHAPES}")
+    return keys[0]
+
+
+def _instance(item: Any, where: str) -> bytes:
+    """A KServe v1 instance: base64 itself, or TF Serving's binary object ``{"b64": ...}``."""
+    if not isinstance(item, dict):
+        return _b64(item, where)
+    if set(item) != {"b64"}:
+        raise errors.BadRequest(f'{where} is an object other than {{"b64": "<base64>"}}')
+    return _b64(item["b64"], f"{where}.b64")
+
+
+def _b64(item: Any, where: str) -> bytes:
     if not isinstance(item, str):
-        raise errors.InvalidBase64(f"images[{index}] is not a string")
+        raise errors.InvalidBase64(f"{where} is not a base64 string")
     if item.startswith("data:"):  # data URL: data:image/png;base64,....
         item = item.partition(",")[2]
     try:
         return base64.b64decode("".join(item.split()), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise errors.InvalidBase64(f"images[{index}] is not valid base64") from exc
+        raise errors.InvalidBase64(f"{where} is not valid base64") from exc

@@ -18,12 +18,25 @@ _PNG_B64 = (
 )
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
+_IMAGES = {
+    "type": "object",
+    "properties": {"images": {"type": "array", "items": {"type": "string"}}},
+    "required": ["images"],
+}
+_B64 = {"type": "object", "properties": {"b64": {"type": "string"}}, "required": ["b64"]}
+_INSTANCES = {
+    "type": "object",
+    "properties": {"instances": {"type": "array", "items": {"oneOf": [{"type": "string"}, _B64]}}},
+    "required": ["instances"],
+}
 
 CLASSIFY_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "description": "One image as raw bytes, several as multipart 'file' parts (answered "
-        "in order), or JSON with base64 images (plain or data: URLs).",
+        "in order), or JSON with base64 images (plain or data: URLs): "
+        '{"images": [...]}, or KServe v1\'s {"instances": [...]} whose instances are base64 '
+        'or {"b64": "<base64>"} objects.',
         "content": {
             **{t: _BINARY for t in (*IMAGE_TYPES, "application/octet-stream")},
             MULTIPART: {
@@ -36,11 +49,7 @@ CLASSIFY_BODY: dict[str, Any] = {
                 }
             },
             JSON: {
-                "schema": {
-                    "type": "object",
-                    "properties": {"images": {"type": "array", "items": {"type": "string"}}},
-                    "required": ["images"],
-                },
+                "schema": {"oneOf": [_IMAGES, _INSTANCES]},
                 "example": {"images": [_PNG_B64]},
             },
         },
