@@ -22,7 +22,7 @@ from bench.gpu_decode import (
 )
 from model import ModelError, compile_model
 from model.preprocess import crop
-from testing.checkpoints import random_net
+from testing.checkpoints import random_net, separate_
 from testing.paths import SAMPLES
 
 
@@ -34,12 +34,7 @@ def jpegs() -> list[bytes]:
 @pytest.fixture(scope="module")
 def separating() -> object:
     """The tiny network with a scaled fc, so that different photos get different answers."""
-    net = random_net("sanet_tiny", seed=2)
-    fc = net.fc
-    assert isinstance(fc, torch.nn.Linear)
-    with torch.no_grad():
-        fc.weight.mul_(60.0)
-    return compile_model(net, "eager")
+    return compile_model(separate_(random_net("sanet_tiny", seed=2)), "eager")
 
 
 def test_off_is_off() -> None:

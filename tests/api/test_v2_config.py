@@ -17,7 +17,7 @@ import pytest
 from testing.app import ARCH, Running
 from testing.ci import skip_or_fail
 from testing.ports import free_port
-from testing.v2 import classify_vector, photos, preprocessed
+from testing.v2 import classify_vector, image_input, photos, preprocessed
 from testing.waiting import poll
 
 try:
@@ -113,8 +113,7 @@ def test_infer_takes_the_shapes_the_config_implies(v2: Clients, protocol: str) -
         assert probs.shape == (config["max_batch_size"], 1000)
         for row in probs:
             np.testing.assert_allclose(row, want, atol=ATOL)
-    flat = module.InferInput("IMAGE", [2], "BYTES")  # the shape taken before the config
-    flat.set_data_from_numpy(np.array([blob, blob], dtype=np.object_))
+    flat = image_input(module, [blob, blob])  # the shape taken before the config
     assert client.infer(ARCH, [flat]).as_numpy("PROBABILITIES").shape == (2, 1000)
 
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 import math
 import re
 
-import yaml
-
 from service.config import Settings
 from testing.paths import K8S_DIR, REPO
-from testing.tools import require_tool, run_tool
+from testing.tools import rendered_kind
 
 FORMULA = re.compile(
     r"cores = ([\d,]+) img/s x ([\d.]+) ms / 1000 \+ (\d+) = (\d+)"
@@ -18,8 +16,7 @@ FORMULA = re.compile(
 
 
 def _gpu_container() -> dict:
-    out = run_tool([require_tool("kubectl"), "kustomize", str(K8S_DIR / "overlays" / "gpu")])
-    (deployment,) = [d for d in yaml.safe_load_all(out) if d and d["kind"] == "Deployment"]
+    deployment = rendered_kind(K8S_DIR / "overlays" / "gpu", "Deployment")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     return container
 

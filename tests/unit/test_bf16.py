@@ -15,9 +15,10 @@ from model.errors import (
     CalibrationError,
     UnknownPrecisionError,
 )
+from testing.ci import require_module
 from testing.training import dataset, train_tiny, write_images
 
-pytest.importorskip("openvino")
+require_module("openvino", "a core dependency (bf16 on CPU): pip install -e .")
 CLASSES = 4
 # Hardware cannot be installed: without bf16 the CPU tests skip, under CI too.
 needs_bf16 = pytest.mark.skipif(

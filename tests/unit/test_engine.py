@@ -7,45 +7,19 @@ import asyncio
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
 from service import errors
-from service.config import ModelSpec, Settings
-from service.engine.loading import Loaded, Weights
+from service.config import Settings
 from service.engine.process import Engine
 from service.front.engine_client import EngineLink
 from service.ipc import messages as wire
 from service.ipc.slots import SlotRing
+from testing.fake_model import FakeModel, Fatal
 from testing.waiting import poll
-
-
-class Fatal(BaseException):
-    """Escapes the worker's per-batch ``except Exception``: the thread dies."""
-
-
-class FakeModel:
-    """Answers one-hot rows of the crop's first byte; fails on demand."""
-
-    fail: BaseException | None = None
-
-    def __init__(self, spec: ModelSpec, settings: Settings, ring: SlotRing, metrics: Any) -> None:
-        self.name, self.ring = spec.name, ring
-        self.info = Loaded(np.copy, "fake", 0, 4, Weights("none"), "null", "cpu", "fp32", False)
-
-    def load(self) -> None:
-        pass
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "num_classes": 4, "input_size": [3, 224, 224]}
-
-    def run_batch(self, images: list[tuple[int, ...]]) -> np.ndarray:
-        if FakeModel.fail is not None:
-            raise FakeModel.fail
-        return np.eye(4, dtype=np.float32)[[int(self.ring.crop(s[0])[0, 0, 0]) % 4 for s in images]]
 
 
 async def _classify(link: EngineLink, ring: SlotRing, value: int) -> np.ndarray:

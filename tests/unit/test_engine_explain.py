@@ -24,8 +24,8 @@ from service.front.engine_client import EngineLink
 from service.ipc import messages as wire
 from service.ipc.slots import SlotRing
 from testing.batching import WAIT_S
+from testing.fake_model import FakeModel
 from testing.waiting import poll
-from tests.unit.test_engine import FakeModel
 
 
 class HeldBuild:
