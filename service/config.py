@@ -13,7 +13,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from model.export_cache import default_cache_dir
-from service.host import available_cores, default_workers, gpu_present
+from service.host import available_cores, cuda_expected, default_workers
 from service.model_spec import ModelSpec
 
 _DEFAULT_MAX_IMAGES = 32
@@ -30,10 +30,16 @@ def _cuda_default(value: Any) -> dict[str, Any]:
     return {"cuda_default": value}
 
 
+def _on_cuda(device: object) -> bool:
+    """The service will run on cuda: asked for, or ``auto`` on a host with a usable GPU."""
+    name = str(device or "auto").strip().lower()
+    return name == "cuda" or (name == "auto" and cuda_expected())
+
+
 def _device_defaults(data: dict[str, Any]) -> dict[str, Any]:
-    """Unset (or ``auto``) fields that have a cuda default get it when the device is cuda;
-    ``auto`` elsewhere means the field's own default."""
-    cuda = str(data.get("device", "")).strip().lower() == "cuda"
+    """Unset (or ``auto``) fields that have a cuda default get it when the device is cuda
+    (``SANET_DEVICE=cuda``, or ``auto`` on a GPU host); else the field's own default."""
+    cuda = _on_cuda(data.get("device"))
     out = dict(data)
     for name, field in Settings.model_fields.items():
         extra = field.json_schema_extra
@@ -72,7 +78,8 @@ class Settings(BaseSettings):
         default=8001, ge=0, le=65535, description="TCP port of KServe v2 gRPC (0 disables)."
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
-        default="auto", description="Inference device; auto takes cuda when available."
+        default="auto",
+        description="Inference device; auto takes cuda when available (with the cuda defaults).",
     )
     backend: Literal[
         "auto", "eager", "torchscript", "onnxruntime", "openvino", "triton", "inductor", "null"
@@ -266,7 +273,7 @@ class Settings(BaseSettings):
         if self.workers != "auto":
             return int(self.workers)
         cores = available_cores()
-        if self.device == "cuda" or (self.device == "auto" and gpu_present()):
+        if _on_cuda(self.device):
             return max(1, min(16, cores - 2))
         return max(1, min(4, cores // 8))
 

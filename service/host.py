@@ -31,3 +31,13 @@ def gpu_present() -> bool:
         return False
     gpus = Path("/proc/driver/nvidia/gpus")
     return gpus.is_dir() and any(gpus.iterdir())
+
+
+def cuda_expected() -> bool:
+    """``SANET_DEVICE=auto`` will take cuda: a GPU is visible and this torch is built for CUDA
+    (what ``torch.cuda.is_available()`` says later, asked without initialising CUDA)."""
+    if not gpu_present():
+        return False
+    import torch
+
+    return bool(torch.backends.cuda.is_built())

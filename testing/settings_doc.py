@@ -39,6 +39,9 @@ that names it. `sanet-serve --help` lists the command-line flags that override t
 Generated from that object by `{COMMAND}` (or `make docs`): run it after
 changing a setting; `tests/unit/test_settings_doc.py` fails while this file is stale.
 
+A default marked "(cuda: ...)" is the one the service takes on a GPU: with `SANET_DEVICE=cuda`,
+or with `auto` on a host where a GPU is visible and torch is built for CUDA.
+
 | Variable | Type | Default | What it does |
 |---|---|---|---|
 """

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from service import config
 from service.cli import build_parser, load_settings
 from service.config import ModelSpec, Settings
 
@@ -140,6 +141,17 @@ def test_cuda_brings_its_own_defaults() -> None:
     assert (cuda.precision, cuda.max_batch_size, cuda.max_delay_ms) == ("fp16", 128, 2.0)
     assert 64 <= cuda.max_batch_size <= 128
     assert cuda.max_queue >= 256  # 256 single-image clients each hold one slot
+
+
+@pytest.mark.parametrize("gpu", [True, False])
+def test_auto_device_takes_the_cuda_defaults_on_a_gpu_host(
+    monkeypatch: pytest.MonkeyPatch, gpu: bool
+) -> None:
+    monkeypatch.setattr(config, "cuda_expected", lambda: gpu)
+    auto = Settings(device="auto")
+    want = Settings(device="cuda" if gpu else "cpu")
+    got = (auto.precision, auto.max_batch_size, auto.max_delay_ms, auto.max_queue)
+    assert got == (want.precision, want.max_batch_size, want.max_delay_ms, want.max_queue)
 
 
 def test_explicit_values_win_over_cuda_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
