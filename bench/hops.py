@@ -20,24 +20,21 @@ from pathlib import Path
 from typing import Any
 
 from testing.paths import REPO, SAMPLES
-from testing.servers import spawned
+from testing.servers import Spawned, spawned
 
 WINDOW_S = 0.5
 JPEG = {"Content-Type": "image/jpeg"}
 Edges = dict[int, list[tuple[str, str]]]
 
 
-def _window(server_url: str, folder: Path, flag: Path, body: bytes | None) -> Edges:
+def _window(server: Spawned, folder: Path, flag: Path, body: bytes | None) -> Edges:
     """The edges each process recorded while ``flag`` existed (one request if ``body``)."""
     for old in folder.glob("*.json"):
         old.unlink()
     flag.touch()
     time.sleep(WINDOW_S)
     if body is not None:
-        import httpx
-
-        answer = httpx.post(f"{server_url}/classify", content=body, headers=JPEG, timeout=30)
-        answer.raise_for_status()
+        server.client.post("/classify", content=body, headers=JPEG).raise_for_status()
         time.sleep(WINDOW_S)
     flag.unlink()
     time.sleep(WINDOW_S * 2)
@@ -61,8 +58,8 @@ def trace(checkout: Path, image: Path) -> Edges:
         with spawned([*cmd, str(flag)], Path(tmp) / "log", env, ready_within=300) as server:
             for _ in range(2):
                 server.client.post("/classify", content=body, headers=JPEG).raise_for_status()
-            quiet = _window(server.url, folder, flag, None)
-            busy = _window(server.url, folder, flag, body)
+            quiet = _window(server, folder, flag, None)
+            busy = _window(server, folder, flag, body)
     return {pid: [e for e in edges if e not in quiet.get(pid, [])] for pid, edges in busy.items()}
 
 

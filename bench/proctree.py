@@ -9,14 +9,12 @@ RSS counts those pages once per process, summed PSS (``smaps_rollup``, read as t
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.front.tree_metrics import pss_bytes
+from service.front.tree_metrics import pss_bytes, read_process
 
 PROC = Path("/proc")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -87,9 +85,5 @@ def memory(root: int) -> Memory:
 
 def cpu_seconds(root: int) -> float:
     """User + system CPU seconds used so far by the live processes under ``root``."""
-    ticks = 0
-    for pid in tree(root):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = _stat_fields(pid)
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / CLOCK_TICKS
+    read = (read_process(pid) for pid in tree(root))
+    return sum(found[1] for found in read if found is not None)

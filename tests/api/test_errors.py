@@ -16,6 +16,7 @@ from testing.app import Running
 from testing.images import image_bytes
 
 JPEG = {"Content-Type": "image/jpeg"}
+JSON = {"Content-Type": "application/json"}
 
 
 def _error(r: object, status: int, code: str) -> None:
@@ -38,32 +39,17 @@ def _big_png(w: int, h: int) -> bytes:
         (b"\x89PNG\r\n\x1a\n" + b"\0" * 64, {"Content-Type": "image/png"}, 400, "invalid_image"),
         (b"hello", {"Content-Type": "text/plain"}, 415, "unsupported_media_type"),
         (b"hello", {}, 415, "unsupported_media_type"),
-        (b"{not json", {"Content-Type": "application/json"}, 400, "bad_request"),
-        (b'{"pictures": []}', {"Content-Type": "application/json"}, 400, "bad_request"),
-        (b'{"images": []}', {"Content-Type": "application/json"}, 400, "no_images"),
-        (
-            b'{"images": ["@@@not base64@@@"]}',
-            {"Content-Type": "application/json"},
-            400,
-            "invalid_base64",
-        ),
-        (b'{"images": [42]}', {"Content-Type": "application/json"}, 400, "invalid_base64"),
-        (b'{"instances": "abc"}', {"Content-Type": "application/json"}, 400, "bad_request"),
-        (b'{"instances": [{"x": "A"}]}', {"Content-Type": "application/json"}, 400, "bad_request"),
-        (b'{"instances": ["@@"]}', {"Content-Type": "application/json"}, 400, "invalid_base64"),
-        (
-            b'{"instances": [{"b64": 1}]}',
-            {"Content-Type": "application/json"},
-            400,
-            "invalid_base64",
-        ),
-        (
-            b'{"images": [], "instances": []}',
-            {"Content-Type": "application/json"},
-            400,
-            "bad_request",
-        ),
-        (b'{"instances": []}', {"Content-Type": "application/json"}, 400, "no_images"),
+        (b"{not json", JSON, 400, "bad_request"),
+        (b'{"pictures": []}', JSON, 400, "bad_request"),
+        (b'{"images": []}', JSON, 400, "no_images"),
+        (b'{"images": ["@@@not base64@@@"]}', JSON, 400, "invalid_base64"),
+        (b'{"images": [42]}', JSON, 400, "invalid_base64"),
+        (b'{"instances": "abc"}', JSON, 400, "bad_request"),
+        (b'{"instances": [{"x": "A"}]}', JSON, 400, "bad_request"),
+        (b'{"instances": ["@@"]}', JSON, 400, "invalid_base64"),
+        (b'{"instances": [{"b64": 1}]}', JSON, 400, "invalid_base64"),
+        (b'{"images": [], "instances": []}', JSON, 400, "bad_request"),
+        (b'{"instances": []}', JSON, 400, "no_images"),
         (
             b'--xyz\r\nContent-Disposition: form-data; name="file"\r\n\r\nabc',
             {"Content-Type": "multipart/form-data; boundary=xyz"},
